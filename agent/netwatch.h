@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Watches one interface by *name* over rtnetlink (libnl-3): initial dump, then RTNLGRP_LINK,
+ * RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR events. tailscaled deletes and recreates the link
+ * with a new ifindex, so the index is re-learned on every RTM_NEWLINK with our name. ENOBUFS
+ * (socket overrun) -> full resync by a new dump. Never polls.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <systemd/sd-event.h>
+
+#define NETWATCH_MAX_ADDRS 16
+
+typedef struct NetState {
+        bool present;       /* a link with our name exists */
+        int ifindex;        /* 0 when absent */
+        bool admin_up;      /* IFF_UP */
+        bool lower_up;      /* IFF_LOWER_UP */
+        uint8_t operstate;  /* IF_OPER_* */
+        bool up;            /* admin_up && (oper UP || (oper UNKNOWN && lower_up)) — RFC 2863 */
+        unsigned mtu;
+        size_t n_ipv4, n_ipv6;
+        char ipv4[NETWATCH_MAX_ADDRS][INET_ADDRSTRLEN];  /* sorted, no duplicates */
+        char ipv6[NETWATCH_MAX_ADDRS][INET6_ADDRSTRLEN]; /* global only (no fe80::/10), sorted */
+        uint64_t n_recreated; /* how often the link came back with a new ifindex */
+} NetState;
+
+typedef struct Netwatch Netwatch;
+
+/* Called (from the event loop) after every netlink message batch that changed NetState. */
+typedef void (*NetwatchHandler)(Netwatch *nw, void *userdata);
+
+int netwatch_new(const char *ifname, NetwatchHandler handler, void *userdata, Netwatch **ret);
+/* Opens the socket, subscribes, does the initial dump synchronously, adds an IO source. */
+int netwatch_attach(Netwatch *nw, sd_event *e);
+/* Change the watched name (config reload); does a resync. */
+int netwatch_set_ifname(Netwatch *nw, const char *ifname);
+const NetState *netwatch_get_state(const Netwatch *nw);
+/* Number of full resyncs done because of ENOBUFS (for tests/status). */
+uint64_t netwatch_get_resyncs(const Netwatch *nw);
+Netwatch *netwatch_free(Netwatch *nw);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Netwatch *, netwatch_free);
+
+/* true for 100.64.0.0/10 minus 100.115.92.0/23 (tsaddr.CGNATRange minus ChromeOSVMRange). */
+bool address_is_tailnet_ipv4(const char *a);

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * tailscaled LocalAPI client on CurlGlue: a long-lived GET /localapi/v0/watch-ipn-bus?mask=2
+ * stream used as a trigger, and GET /localapi/v0/status for the facts (debounced ~50 ms after a
+ * trigger). URL host is local-tailscaled.sock (tailscaled answers 403 to any other Host).
+ * When the socket is missing or the stream ends: reconnect with backoff 250 ms -> 5 s, then
+ * re-fetch /status. Optional periodic /status refresh for peer liveness.
+ */
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "curl-glue.h"
+#include "tailnet-status.h"
+
+typedef struct Tailnet Tailnet;
+
+/* Called whenever the status or the reachability changed. */
+typedef void (*TailnetHandler)(Tailnet *t, void *userdata);
+
+int tailnet_new(CurlGlue *glue, const char *socket_path, TailnetHandler handler, void *userdata,
+                Tailnet **ret);
+int tailnet_attach(Tailnet *t, sd_event *e); /* starts connecting */
+/* Reload: a new socket path reconnects; refresh_usec 0 disables the periodic refresh. */
+int tailnet_set_socket(Tailnet *t, const char *socket_path);
+void tailnet_set_refresh(Tailnet *t, uint64_t refresh_usec);
+
+/* Last good /status, or NULL if none since the stream (re)connected / the socket vanished. */
+const TailnetStatus *tailnet_get_status(const Tailnet *t);
+/* true while the watch stream is established. */
+bool tailnet_is_connected(const Tailnet *t);
+/* Human-readable reason of the last failure ("connect: No such file or directory", "HTTP 403"),
+ * NULL if none. */
+const char *tailnet_get_error(const Tailnet *t);
+uint64_t tailnet_get_reconnects(const Tailnet *t);
+
+Tailnet *tailnet_free(Tailnet *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Tailnet *, tailnet_free);

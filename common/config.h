@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * /etc/k0s-tsagent.conf: YAML -> AgentConfig. Parsing and validation only; never logs.
+ * Every error is returned as one "FILE:LINE:COLUMN: message" string (1-based line/column).
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "macro.h"
+
+#define CONFIG_PATH_DEFAULT "/etc/k0s-tsagent.conf"
+#define CONFIG_MAX_SIZE (1024 * 1024) /* bytes; a bigger file is an error */
+
+typedef enum K0sRole {
+        K0S_ROLE_WORKER,
+        K0S_ROLE_CONTROLLER,
+        K0S_ROLE_CONTROLLER_WORKER, /* "controller+worker": controller --enable-worker */
+        K0S_ROLE_SINGLE,            /* "single": controller --single */
+        _K0S_ROLE_MAX,
+        _K0S_ROLE_INVALID = -EINVAL,
+} K0sRole;
+
+const char *k0s_role_to_string(K0sRole r);
+K0sRole k0s_role_from_string(const char *s);
+bool k0s_role_is_controller(K0sRole r); /* controller, controller+worker, single */
+bool k0s_role_runs_kubelet(K0sRole r);  /* worker, controller+worker, single */
+
+typedef struct RegistryEndpoint {
+        char *url;        /* http:// or https://, validated */
+        bool skip_verify; /* refused by validation on http:// */
+        char *ca;         /* absolute path or NULL */
+} RegistryEndpoint;
+
+typedef struct Registry {
+        char *name; /* host[:port], exactly as image references spell it; safe as a dir name */
+        RegistryEndpoint *endpoints;
+        size_t n_endpoints; /* >= 1 */
+} Registry;
+
+typedef struct AgentConfig {
+        char *path; /* file it was loaded from, for messages; may be NULL */
+
+        char *interface; /* "tailscale0"; a valid interface name (< IFNAMSIZ) */
+        K0sRole role;    /* default worker */
+
+        /* tailscale: */
+        char *tailscale_socket;          /* /run/tailscale/tailscaled.sock */
+        bool require_running;            /* true */
+        uint64_t peer_refresh_usec;      /* tailscale.peer_refresh: 60s; 0 = never (only used
+                                          * when a registry has >1 endpoint) */
+
+        /* k0s: */
+        char *k0s_binary;        /* /usr/local/bin/k0s */
+        char *k0s_version;       /* "auto" or a version string that k0s_version_parse() accepts */
+        char *k0s_token_file;    /* /etc/k0s/k0stoken */
+        char *k0s_base_config;   /* /etc/k0s/k0s.yaml */
+        char *k0s_config;        /* /etc/k0s/k0s-tsagent.yaml */
+        char **k0s_args;         /* NULL-terminated, never NULL (empty vector) */
+        char **k0s_env;          /* k0s.env: map NAME: value -> "NAME=value", never NULL */
+        char *k0s_status_socket; /* /run/k0s/status.sock */
+
+        /* containerd: */
+        char *containerd_dropin;    /* /etc/k0s/containerd.d/registry.toml */
+        char *containerd_certs_dir; /* /etc/containerd/certs.d */
+
+        Registry *registries;
+        size_t n_registries;
+
+        /* calico: */
+        unsigned calico_mtu;           /* 1230; 0 leaves the base config's value */
+        char *calico_mark_mask;        /* "0xff00ff00": hex, validated */
+
+        /* health: */
+        uint64_t health_interval_usec; /* health.interval: 30s; 0 disables the probe */
+        uint64_t health_timeout_usec;  /* health.timeout: 5s */
+
+        /* timing: */
+        uint64_t settle_usec;              /* 10s */
+        uint64_t restart_backoff_min_usec; /* 1s */
+        uint64_t restart_backoff_max_usec; /* 60s */
+        uint64_t stable_usec;              /* timing.stable: 120s; a k0s running this long resets
+                                            * the backoff */
+        uint64_t stop_timeout_usec;        /* 90s */
+        uint64_t watchdog_usec;            /* unused by config; WATCHDOG_USEC comes from systemd */
+
+        char *state_dir; /* /run/k0s-tsagent */
+} AgentConfig;
+
+/* A config with every default filled in. */
+int config_new_default(AgentConfig **ret);
+
+/* Parse YAML from f. filename is used in error messages only. On a parse or validation error
+ * returns -EINVAL (or -ENOMEM, -EFBIG for a file over CONFIG_MAX_SIZE) and, if ret_error is
+ * non-NULL, a malloc'd "FILE:LINE:COLUMN: message". */
+int config_parse(FILE *f, const char *filename, AgentConfig **ret, char **ret_error);
+
+/* Open path and config_parse() it. A missing/unreadable file is "PATH: strerror" in ret_error. */
+int config_load(const char *path, AgentConfig **ret, char **ret_error);
+
+AgentConfig *config_free(AgentConfig *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AgentConfig *, config_free);
+
+/* "90s", "5m", "1h", "250ms", "1m30s", "0"; a bare number is refused (unit required) except 0. */
+int parse_duration(const char *s, uint64_t *ret_usec);
+/* Formats into buf, e.g. "1m30s", "250ms". */
+const char *format_duration(char *buf, size_t n, uint64_t usec);
+
+/* host[:port]: DNS name (labels of [A-Za-z0-9-], not starting/ending with '-'), IPv4 dotted quad,
+ * or "[IPv6]"; port 1-65535; total <= 253 bytes. Anything that could leave certs_dir is refused. */
+bool registry_name_is_valid(const char *name);
+
+/* A helper other modules use to copy a Registry (deep). */
+int registry_copy(const Registry *src, Registry *dst);
+void registry_done(Registry *r);

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small string-vector and number-parsing helpers declared in macro.h. No I/O, no state.
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+
+char **strv_free(char **l) {
+        if (!l)
+                return NULL;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+        if (!l)
+                return 0;
+        while (l[n])
+                n++;
+        return n;
+}
+
+int strv_push(char ***l, char *value) {
+        size_t n = strv_length(*l);
+        char **c = realloc(*l, sizeof(char *) * (n + 2));
+        if (!c)
+                return -ENOMEM;
+        c[n] = value;
+        c[n + 1] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *value) {
+        char *v = strdup(value);
+        if (!v)
+                return -ENOMEM;
+        int r = strv_push(l, v);
+        if (r < 0)
+                free(v);
+        return r;
+}
+
+char **strv_copy(char *const *l) {
+        size_t n = strv_length(l);
+        char **c = calloc(n + 1, sizeof(char *));
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                c[i] = strdup(l[i]);
+                if (!c[i])
+                        return strv_free(c);
+        }
+        return c;
+}
+
+bool strv_equal(char *const *a, char *const *b) {
+        size_t na = strv_length(a), nb = strv_length(b);
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+bool strv_contains(char *const *l, const char *s) {
+        if (!l)
+                return false;
+        for (char *const *i = l; *i; i++)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+char *strv_join(char *const *l, const char *sep) {
+        size_t n = 0, k = strlen(sep);
+        for (char *const *i = l; i && *i; i++)
+                n += strlen(*i) + k;
+        char *r = malloc(n + 1), *p = r;
+        if (!r)
+                return NULL;
+        *p = 0;
+        for (char *const *i = l; i && *i; i++) {
+                if (i != l)
+                        p = stpcpy(p, sep);
+                p = stpcpy(p, *i);
+        }
+        return r;
+}
+
+char *strdup_printf(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+int safe_atou64(const char *s, uint64_t *ret) {
+        char *end = NULL;
+        if (isempty(s) || *s == '-' || *s == '+' || *s == ' ')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (!end || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int safe_atou(const char *s, unsigned *ret) {
+        uint64_t v;
+        int r = safe_atou64(s, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT_MAX)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+int safe_atoi(const char *s, int *ret) {
+        char *end = NULL;
+        if (isempty(s) || *s == ' ')
+                return -EINVAL;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno == ERANGE || v > INT_MAX || v < INT_MIN)
+                return -ERANGE;
+        if (!end || *end)
+                return -EINVAL;
+        *ret = (int) v;
+        return 0;
+}
