@@ -7,6 +7,8 @@
  */
 
 #include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "macro.h"
@@ -27,3 +29,31 @@ int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata)
 void curl_glue_remove(CurlGlue *g, CURL *easy);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
+
+/* An easy handle for plain HTTP/1.1 over the unix socket at socket_path: no proxy (not even from
+ * the environment), no connection reuse, no signals, connect timeout connect_timeout_ms and total
+ * timeout timeout_ms (0: none, for streams). The caller sets URL and write/header callbacks. */
+int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long timeout_ms,
+                       CURL **ret);
+
+/* A response body collected by a write callback, capped at max bytes. */
+typedef struct CurlBody {
+        char *data; /* NUL-terminated when non-NULL */
+        size_t size, allocated, max;
+        bool overflow; /* curl_body_write() refused data because of max */
+} CurlBody;
+
+/* -EFBIG if size would exceed max, -ENOMEM. */
+int curl_body_append(CurlBody *b, const void *p, size_t n);
+/* Drop the first n bytes (a consumed line). */
+void curl_body_consume(CurlBody *b, size_t n);
+/* Free the data, keep max. */
+void curl_body_reset(CurlBody *b);
+/* CURLOPT_WRITEFUNCTION with CURLOPT_WRITEDATA = CurlBody*; aborts the transfer over max. */
+size_t curl_body_write(char *p, size_t size, size_t n, void *userdata);
+
+/* Judge a finished transfer. 0: it succeeded with HTTP 200 (*ret = NULL). 1: it failed, *ret is a
+ * human-readable line: "connect: No such file or directory", "timeout after 5s",
+ * "HTTP 403: invalid localapi request", "response larger than 4194304 bytes", ... -ENOMEM. */
+int curl_glue_result(CURL *easy, CURLcode result, uint64_t timeout_usec, const CurlBody *body,
+                     char **ret);

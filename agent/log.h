@@ -7,6 +7,7 @@
  * on stderr. "%m" in formats expands to strerror(error) of the errno given.
  */
 
+#include <stdbool.h>
 #include <syslog.h>
 
 #include "macro.h"
@@ -26,6 +27,8 @@
 void log_open(void);
 void log_set_max_level(int level);
 int log_get_max_level(void);
+/* true when messages go to journald (after log_open() chose it); for tests and status. */
+bool log_is_journal(void);
 
 /* Returns -abs(error) (0 if error == 0), so callers can `return log_error_errno(r, ...)`. */
 int log_full_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);

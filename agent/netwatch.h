@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <systemd/sd-event.h>
 
+#include "macro.h"
+
 #define NETWATCH_MAX_ADDRS 16
 
 typedef struct NetState {
@@ -38,8 +40,12 @@ typedef void (*NetwatchHandler)(Netwatch *nw, void *userdata);
 int netwatch_new(const char *ifname, NetwatchHandler handler, void *userdata, Netwatch **ret);
 /* Opens the socket, subscribes, does the initial dump synchronously, adds an IO source. */
 int netwatch_attach(Netwatch *nw, sd_event *e);
-/* Change the watched name (config reload); does a resync. */
+/* Change the watched name (config reload); does a resync when attached. Does not call the
+ * handler: returns 1 when the state changed, 0 when not, -errno on failure. */
 int netwatch_set_ifname(Netwatch *nw, const char *ifname);
+/* Receive buffer of the event socket (default 1 MiB); works before and after attach. Tests
+ * make it tiny to force ENOBUFS. */
+int netwatch_set_rcvbuf(Netwatch *nw, int bytes);
 const NetState *netwatch_get_state(const Netwatch *nw);
 /* Number of full resyncs done because of ENOBUFS (for tests/status). */
 uint64_t netwatch_get_resyncs(const Netwatch *nw);

@@ -65,3 +65,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
  * worker: worker --token-file=T --kubelet-extra-args=--node-ip=IP [args...]
  * controller: controller --config=C [--enable-worker | --single] [--kubelet-extra-args=...]
  * User-given --kubelet-extra-args in k0s.args are merged into ours (node-ip ours). */
+int reconcile_k0s_argv(const AgentConfig *cfg, const char *address, char ***ret);
+
+/* 64-bit FNV-1a over argv, env and the k0s.yaml text, as 16 hex digits. */
+char *reconcile_spec_hash(char *const *argv, char *const *env, const char *k0s_yaml);
+
+/* Endpoint order for a registry: endpoints whose host is a tailnet peer known to be offline go
+ * last (containerd tries hosts in file order and waits out a dead one's dial timeout). */
+int reconcile_endpoint_order(const Registry *r, const TailnetStatus *tailnet, size_t **ret);

@@ -1,1 +1,288 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Write-if-changed through a temp file and rename, bounded whole-file reads, mkdir -p and
+ * root-prefixed paths. Power is cut every week at the sites this runs on: a file the agent
+ * writes is either the old one or the new one, never a mix. Deciding what to write is not here.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic-file.h"
+#include "macro.h"
+
+/* The temp name's copy of the basename is cut here so ".#" + base + ".XXXXXX" fits NAME_MAX. */
+#define TEMP_BASENAME_MAX 200
+
+/* Loops over short writes and EINTR. */
+static int write_all(int fd, const void *data, size_t len) {
+        const char *p = data;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Reads up to len bytes; returns the count (< len only at EOF). */
+static ssize_t read_full(int fd, void *buf, size_t len) {
+        char *p = buf;
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = read(fd, p + done, len - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                done += (size_t) n;
+        }
+        return (ssize_t) done;
+}
+
+/* 1 if dirfd/name is a regular file (not followed through a symlink) with exactly this content
+ * and mode, 0 if not or if it does not exist, -errno on other errors. */
+static int file_is_same(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        const char *want = data;
+        size_t off = 0;
+        char buf[8192];
+
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) {
+                /* Missing, or a symlink (ELOOP): either way it gets replaced by a regular file. */
+                if (errno == ENOENT || errno == ELOOP)
+                        return 0;
+                return -errno;
+        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return 0;
+        if ((st.st_mode & 07777) != (mode & 07777))
+                return 0;
+        if (st.st_size < 0 || (unsigned long long) st.st_size != (unsigned long long) len)
+                return 0;
+
+        for (;;) {
+                ssize_t n = read_full(fd, buf, sizeof(buf));
+                if (n < 0)
+                        return (int) n;
+                if (n == 0)
+                        break;
+                if ((size_t) n > len - off || memcmp(want + off, buf, (size_t) n) != 0)
+                        return 0; /* grew meanwhile, or differs */
+                off += (size_t) n;
+        }
+        return off == len;
+}
+
+int mkdir_parents(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+
+        if (isempty(path))
+                return -EINVAL;
+
+        p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+
+        /* Walk each prefix ending before a '/', then the whole path. */
+        for (char *s = p;; s++) {
+                bool last = *s == 0;
+
+                if (!last && (*s != '/' || s == p || s[-1] == '/'))
+                        continue;
+
+                *s = 0;
+                /* stat first: mkdir on a read-only file system may say EROFS even for a
+                 * directory that exists. Follows symlinks on purpose: a symlinked
+                 * /etc/containerd is fine. */
+                if (stat(p, &st) < 0) {
+                        if (errno != ENOENT)
+                                return -errno;
+                        if (mkdir(p, mode) < 0) {
+                                if (errno != EEXIST)
+                                        return -errno;
+                                if (stat(p, &st) < 0) /* lost a race with another mkdir */
+                                        return -errno;
+                        } else
+                                st.st_mode = S_IFDIR;
+                }
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                if (last)
+                        break;
+                *s = '/';
+        }
+        return 0;
+}
+
+int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode) {
+        _cleanup_free_ char *dir = NULL, *tmp = NULL;
+        _cleanup_close_ int dirfd = -1, fd = -1;
+        const char *base, *slash, *tmpbase;
+        int r;
+
+        if (isempty(path) || (!data && len > 0))
+                return -EINVAL;
+
+        slash = strrchr(path, '/');
+        base = slash ? slash + 1 : path;
+        if (isempty(base) || streq(base, ".") || streq(base, ".."))
+                return -EISDIR;
+        if (!slash)
+                dir = strdup(".");
+        else if (slash == path)
+                dir = strdup("/");
+        else
+                dir = strndup(path, (size_t) (slash - path));
+        if (!dir)
+                return -ENOMEM;
+
+        dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0 && errno == ENOENT) {
+                r = mkdir_parents(dir, 0755);
+                if (r < 0)
+                        return r;
+                dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (dirfd < 0)
+                return -errno;
+
+        /* Unchanged files are not touched: k0s restarts containerd on every write to its
+         * drop-in directory, and an identical rewrite would still be a write. */
+        r = file_is_same(dirfd, base, data, len, mode);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return 0;
+
+        /* The temp name starts with ".#" and ends in random letters: k0s globs *.toml in
+         * containerd.d, so a half-written file must never match that. */
+        tmp = strdup_printf("%s/.#%.*s.XXXXXX", dir, TEMP_BASENAME_MAX, base);
+        if (!tmp)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        tmpbase = strrchr(tmp, '/') + 1;
+
+        r = write_all(fd, data, len);
+        /* fchmod before fsync so the mode is as durable as the content when the name flips;
+         * mkostemp created it 0600 and an explicit fchmod also ignores the umask. */
+        if (r >= 0 && fchmod(fd, mode & 07777) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dirfd, tmpbase, dirfd, base) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dirfd, tmpbase, 0);
+                return r;
+        }
+
+        /* The rename is durable only once the directory is. If this fails the new file is
+         * already in place; the error is still reported so the caller logs it. */
+        if (fsync(dirfd) < 0)
+                return -errno;
+        return 1;
+}
+
+int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t size, len = 0;
+        struct stat st;
+
+        if (isempty(path))
+                return -EINVAL;
+        max = MIN(max, SIZE_MAX - 2); /* room for the probe byte and the NUL */
+
+        /* O_NONBLOCK: opening a FIFO must not hang the caller; it is refused below anyway. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if (st.st_size > 0 && (unsigned long long) st.st_size > max)
+                return -EFBIG;
+
+        /* st_size is only a hint (procfs says 0, files grow): read until EOF, at most max + 1
+         * bytes so that a file longer than max is noticed. */
+        size = MIN((size_t) st.st_size, max) + 1;
+        size = MAX(size, (size_t) MIN(max + 1, (size_t) 4096));
+        for (;;) {
+                char *t = realloc(buf, size + 1);
+                ssize_t n;
+
+                if (!t)
+                        return -ENOMEM;
+                buf = t;
+                n = read_full(fd, buf + len, size - len);
+                if (n < 0)
+                        return (int) n;
+                len += (size_t) n;
+                if (len > max)
+                        return -EFBIG;
+                if (len < size)
+                        break; /* EOF */
+                size = MIN(size * 2, max + 1);
+        }
+        buf[len] = 0;
+
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
+char *path_join_root(const char *root, const char *path) {
+        _cleanup_free_ char *j = NULL;
+        char *w;
+
+        /* ".." components are kept as they are, not resolved and not refused: the paths come
+         * from the validated config, and resolving them lexically would be wrong with
+         * symlinks anyway. Duplicate slashes are collapsed so messages show clean paths. */
+        if (!path)
+                return NULL;
+        if (isempty(root) || strspn(root, "/") == strlen(root))
+                j = strdup(path);
+        else
+                j = strdup_printf("%s/%s", root, path);
+        if (!j)
+                return NULL;
+
+        w = j;
+        for (const char *s = j; *s; s++) {
+                if (*s == '/' && w > j && w[-1] == '/')
+                        continue;
+                *w++ = *s;
+        }
+        *w = 0;
+        return TAKE_PTR(j);
+}
