@@ -7,8 +7,11 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <cjson/cJSON.h>
+
+#include "macro.h"
 
 #define STATUS_FILE_NAME "status.json"
 
