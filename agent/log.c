@@ -27,6 +27,9 @@
 #define LOG_FIELDS_MAX 32
 
 #define SYSLOG_IDENTIFIER "k0s-tsagent"
+/* Where sd_journal_sendv() sends; it reports success when this is missing (it "fails silently
+ * if the journal is not available"), so we look first and keep the message on stderr. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 typedef enum LogTarget {
         LOG_TARGET_STDERR,
@@ -38,9 +41,9 @@ static LogTarget log_target = LOG_TARGET_STDERR;
 static int log_max_level = LOG_INFO;
 
 static const char *const level_names[] = {
-        [LOG_EMERG] = "EMERG",     [LOG_ALERT] = "ALERT", [LOG_CRIT] = "CRIT",
-        [LOG_ERR] = "ERR",         [LOG_WARNING] = "WARNING", [LOG_NOTICE] = "NOTICE",
-        [LOG_INFO] = "INFO",       [LOG_DEBUG] = "DEBUG",
+        [LOG_EMERG] = "EMERG", [LOG_ALERT] = "ALERT",     [LOG_CRIT] = "CRIT",
+        [LOG_ERR] = "ERR",     [LOG_WARNING] = "WARNING", [LOG_NOTICE] = "NOTICE",
+        [LOG_INFO] = "INFO",   [LOG_DEBUG] = "DEBUG",
 };
 
 static int level_from_string(const char *s)
@@ -49,9 +52,9 @@ static int level_from_string(const char *s)
                 const char *name;
                 int level;
         } table[] = {
-                { "emerg", LOG_EMERG }, { "alert", LOG_ALERT },     { "crit", LOG_CRIT },
-                { "err", LOG_ERR },     { "error", LOG_ERR },       { "warning", LOG_WARNING },
-                { "warn", LOG_WARNING }, { "notice", LOG_NOTICE },  { "info", LOG_INFO },
+                { "emerg", LOG_EMERG },  { "alert", LOG_ALERT },   { "crit", LOG_CRIT },
+                { "err", LOG_ERR },      { "error", LOG_ERR },     { "warning", LOG_WARNING },
+                { "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
                 { "debug", LOG_DEBUG },
         };
         unsigned u;
@@ -135,8 +138,8 @@ int log_get_max_level(void)
         return log_max_level;
 }
 
-static int log_to_journal(int level, int error, const char *message_id,
-                          const char *const *fields, const char *message)
+static int log_to_journal(int level, int error, const char *message_id, const char *const *fields,
+                          const char *message)
 {
         char message_field[sizeof("MESSAGE=") + LOG_MESSAGE_MAX];
         char priority_field[sizeof("PRIORITY=") + 16];
@@ -145,8 +148,11 @@ static int log_to_journal(int level, int error, const char *message_id,
         struct iovec iov[5 + LOG_FIELDS_MAX];
         size_t n = 0;
 
+        if (access(JOURNAL_SOCKET, F_OK) < 0)
+                return -errno;
+
 #define IOV_PUSH_STRING(s) \
-        iov[n++] = (struct iovec) { .iov_base = (char *) (s), .iov_len = strlen(s) }
+        iov[n++] = (struct iovec){ .iov_base = (char *) (s), .iov_len = strlen(s) }
 
         (void) snprintf(message_field, sizeof(message_field), "MESSAGE=%s", message);
         IOV_PUSH_STRING(message_field);
@@ -166,8 +172,8 @@ static int log_to_journal(int level, int error, const char *message_id,
                 IOV_PUSH_STRING(fields[i]);
 #undef IOV_PUSH_STRING
 
-        /* Fails without a journald socket, or on a malformed field name: the caller falls back
-         * to stderr so the message is never lost. */
+        /* Fails on a malformed field (no '='): the caller falls back to stderr so the message
+         * is never lost. */
         return sd_journal_sendv(iov, (int) n);
 }
 

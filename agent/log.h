@@ -13,16 +13,16 @@
 #include "macro.h"
 
 /* Well-known MESSAGE_IDs (128-bit, as sd-id128 strings). */
-#define MESSAGE_ID_GATE_OPEN     "7d0ad7d1b1c04e5fa1d0f7a3c2b90101"
-#define MESSAGE_ID_GATE_CLOSED   "7d0ad7d1b1c04e5fa1d0f7a3c2b90102"
-#define MESSAGE_ID_ADDRESS       "7d0ad7d1b1c04e5fa1d0f7a3c2b90103"
-#define MESSAGE_ID_K0S_STARTED   "7d0ad7d1b1c04e5fa1d0f7a3c2b90104"
-#define MESSAGE_ID_K0S_EXITED    "7d0ad7d1b1c04e5fa1d0f7a3c2b90105"
-#define MESSAGE_ID_K0S_STOPPING  "7d0ad7d1b1c04e5fa1d0f7a3c2b90106"
-#define MESSAGE_ID_K0S_ADOPTED   "7d0ad7d1b1c04e5fa1d0f7a3c2b90107"
-#define MESSAGE_ID_FILE_WRITTEN  "7d0ad7d1b1c04e5fa1d0f7a3c2b90108"
-#define MESSAGE_ID_CONFIG_ERROR  "7d0ad7d1b1c04e5fa1d0f7a3c2b90109"
-#define MESSAGE_ID_RELOADED      "7d0ad7d1b1c04e5fa1d0f7a3c2b9010a"
+#define MESSAGE_ID_GATE_OPEN "7d0ad7d1b1c04e5fa1d0f7a3c2b90101"
+#define MESSAGE_ID_GATE_CLOSED "7d0ad7d1b1c04e5fa1d0f7a3c2b90102"
+#define MESSAGE_ID_ADDRESS "7d0ad7d1b1c04e5fa1d0f7a3c2b90103"
+#define MESSAGE_ID_K0S_STARTED "7d0ad7d1b1c04e5fa1d0f7a3c2b90104"
+#define MESSAGE_ID_K0S_EXITED "7d0ad7d1b1c04e5fa1d0f7a3c2b90105"
+#define MESSAGE_ID_K0S_STOPPING "7d0ad7d1b1c04e5fa1d0f7a3c2b90106"
+#define MESSAGE_ID_K0S_ADOPTED "7d0ad7d1b1c04e5fa1d0f7a3c2b90107"
+#define MESSAGE_ID_FILE_WRITTEN "7d0ad7d1b1c04e5fa1d0f7a3c2b90108"
+#define MESSAGE_ID_CONFIG_ERROR "7d0ad7d1b1c04e5fa1d0f7a3c2b90109"
+#define MESSAGE_ID_RELOADED "7d0ad7d1b1c04e5fa1d0f7a3c2b9010a"
 
 void log_open(void);
 void log_set_max_level(int level);
@@ -38,13 +38,13 @@ int log_full_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);
 int log_struct_errno(int level, int error, const char *message_id, const char *const *fields,
                      const char *fmt, ...) _printf_(5, 6);
 
-#define log_debug(...)   log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
-#define log_info(...)    log_full_errno(LOG_INFO, 0, __VA_ARGS__)
-#define log_notice(...)  log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
 #define log_warning(...) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
-#define log_error(...)   log_full_errno(LOG_ERR, 0, __VA_ARGS__)
-#define log_debug_errno(e, ...)   log_full_errno(LOG_DEBUG, (e), __VA_ARGS__)
-#define log_info_errno(e, ...)    log_full_errno(LOG_INFO, (e), __VA_ARGS__)
+#define log_error(...) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, (e), __VA_ARGS__)
+#define log_info_errno(e, ...) log_full_errno(LOG_INFO, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
-#define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), __VA_ARGS__)
+#define log_error_errno(e, ...) log_full_errno(LOG_ERR, (e), __VA_ARGS__)
 #define log_oom() log_full_errno(LOG_ERR, ENOMEM, "Out of memory.")

@@ -739,6 +739,7 @@ static bool unit_is_restarting(void) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         const char *unit_path = NULL, *job_path = NULL, *job_type = NULL;
+        _cleanup_free_ char *unit = NULL, *job = NULL;
         uint32_t job_id = 0;
         bool restarting = false;
         int r;
@@ -767,7 +768,7 @@ static bool unit_is_restarting(void) {
                                "u", (uint32_t) getpid());
         if (r >= 0)
                 r = sd_bus_message_read(reply, "o", &unit_path);
-        _cleanup_free_ char *unit = r >= 0 ? strdup(unit_path) : NULL;
+        unit = r >= 0 ? strdup(unit_path) : NULL;
         reply = sd_bus_message_unref(reply);
         if (r < 0 || !unit)
                 goto finish;
@@ -776,7 +777,7 @@ static bool unit_is_restarting(void) {
                                 "org.freedesktop.systemd1.Unit", "Job", &error, &reply, "(uo)");
         if (r >= 0)
                 r = sd_bus_message_read(reply, "(uo)", &job_id, &job_path);
-        _cleanup_free_ char *job = r >= 0 && job_id > 0 ? strdup(job_path) : NULL;
+        job = r >= 0 && job_id > 0 ? strdup(job_path) : NULL;
         reply = sd_bus_message_unref(reply);
         if (!job)
                 goto finish;

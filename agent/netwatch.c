@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+/* after <net/if.h>: linux/if.h then adds only what glibc lacks (IFF_LOWER_UP, IF_OPER_*) */
+#include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
@@ -42,24 +44,25 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_sock *, nl_socket_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_msg *, nlmsg_free);
 
 typedef struct Addr {
-        int family;           /* AF_INET, AF_INET6 */
-        uint8_t bytes[16];    /* network order; IPv4 in the first 4, rest zero */
+        int family; /* AF_INET, AF_INET6 */
+        uint8_t bytes[16]; /* network order; IPv4 in the first 4, rest zero */
         uint8_t prefixlen;
-        uint8_t scope;        /* RT_SCOPE_* */
+        uint8_t scope; /* RT_SCOPE_* */
 } Addr;
 
 /* Everything learned from netlink about our link. Kept apart from Netwatch so a resync can
  * build a fresh one and swap it in only when the dump succeeded. */
 typedef struct Tracker {
         bool present;
-        int ifindex;          /* 0 when absent */
-        int last_ifindex;     /* last non-zero ifindex of our name, survives deletion */
-        unsigned flags;       /* ifi_flags */
+        int ifindex; /* 0 when absent */
+        int last_ifindex; /* last non-zero ifindex of our name, survives deletion */
+        unsigned flags; /* ifi_flags */
         uint8_t operstate;
         unsigned mtu;
-        Addr *addrs;          /* every address of the link, sorted by addr_compare() */
+        Addr *addrs; /* every address of the link, sorted by addr_compare() */
         size_t n_addrs, n_allocated;
         uint64_t n_recreated;
+        bool addrs_unknown; /* a link became ours that may already have addresses */
 } Tracker;
 
 struct Netwatch {
@@ -67,15 +70,15 @@ struct Netwatch {
         NetwatchHandler handler;
         void *userdata;
 
-        struct nl_sock *sk;   /* event socket: RTNLGRP_LINK, _IPV4_IFADDR, _IPV6_IFADDR */
-        sd_event_source *io;  /* EPOLLIN on sk */
-        uint8_t *buf;         /* NETWATCH_RECV_BUF_SIZE, for recv() on sk */
-        int rcvbuf;           /* requested SO_RCVBUF */
+        struct nl_sock *sk; /* event socket: RTNLGRP_LINK, _IPV4_IFADDR, _IPV6_IFADDR */
+        sd_event_source *io; /* EPOLLIN on sk */
+        uint8_t *buf; /* NETWATCH_RECV_BUF_SIZE, for recv() on sk */
+        int rcvbuf; /* requested SO_RCVBUF */
 
         Tracker tracker;
-        NetState state;       /* derived from tracker after each batch */
-        uint64_t n_resyncs;   /* resyncs forced by lost messages */
-        bool need_resync;     /* a resync failed; retried on the next wakeup */
+        NetState state; /* derived from tracker after each batch */
+        uint64_t n_resyncs; /* resyncs forced by lost messages */
+        bool need_resync; /* a resync failed; retried on the next wakeup */
 };
 
 bool address_is_tailnet_ipv4(const char *a)
@@ -200,7 +203,7 @@ static void tracker_link_gone(Tracker *t)
 static void tracker_done(Tracker *t)
 {
         free(t->addrs);
-        *t = (Tracker) { .operstate = IF_OPER_UNKNOWN };
+        *t = (Tracker){ .operstate = IF_OPER_UNKNOWN };
 }
 
 static const struct nla_policy link_policy[IFLA_MAX + 1] = {
@@ -241,8 +244,10 @@ static void tracker_apply_link(Tracker *t, const char *ifname, struct nlmsghdr *
 
         if (ifi->ifi_index != t->ifindex) {
                 /* tailscaled's TUN dies with the process and comes back with a new index;
-                 * whatever addresses we knew belonged to the old one. */
+                 * whatever addresses we knew belonged to the old one. A link renamed to our
+                 * name brings addresses no event will tell us about: ask for them. */
                 t->n_addrs = 0;
+                t->addrs_unknown = true;
                 if (t->last_ifindex != 0 && ifi->ifi_index != t->last_ifindex)
                         t->n_recreated++;
         }
@@ -330,7 +335,7 @@ static bool addr_is_global_ipv6(const Addr *a)
 
 static void tracker_to_state(const Tracker *t, NetState *s)
 {
-        *s = (NetState) {
+        *s = (NetState){
                 .present = t->present,
                 .ifindex = t->ifindex,
                 .admin_up = t->flags & IFF_UP,
@@ -341,8 +346,8 @@ static void tracker_to_state(const Tracker *t, NetState *s)
         };
         /* RFC 2863: a live TUN says "unknown" with carrier; a TUN without its process says
          * "down" (NO-CARRIER). Only the first carries traffic. */
-        s->up = s->admin_up && (s->operstate == IF_OPER_UP ||
-                                (s->operstate == IF_OPER_UNKNOWN && s->lower_up));
+        s->up = s->admin_up &&
+                (s->operstate == IF_OPER_UP || (s->operstate == IF_OPER_UNKNOWN && s->lower_up));
 
         for (size_t i = 0; i < t->n_addrs; i++) {
                 const Addr *a = &t->addrs[i];
@@ -367,10 +372,9 @@ static void tracker_to_state(const Tracker *t, NetState *s)
 
 static bool netstate_equal(const NetState *a, const NetState *b)
 {
-        if (a->present != b->present || a->ifindex != b->ifindex ||
-            a->admin_up != b->admin_up || a->lower_up != b->lower_up ||
-            a->operstate != b->operstate || a->up != b->up || a->mtu != b->mtu ||
-            a->n_recreated != b->n_recreated || a->n_ipv4 != b->n_ipv4 ||
+        if (a->present != b->present || a->ifindex != b->ifindex || a->admin_up != b->admin_up ||
+            a->lower_up != b->lower_up || a->operstate != b->operstate || a->up != b->up ||
+            a->mtu != b->mtu || a->n_recreated != b->n_recreated || a->n_ipv4 != b->n_ipv4 ||
             a->n_ipv6 != b->n_ipv6)
                 return false;
 
@@ -462,8 +466,11 @@ static int netwatch_dump(const char *ifname, Tracker *t)
          * also queued on the event socket and applied right after, so the state converges. */
         if (r < 0 && r != -NLE_DUMP_INTR)
                 return nlerr_to_errno(r);
+        if (c.error < 0)
+                return c.error;
 
-        return c.error;
+        t->addrs_unknown = false;
+        return 0;
 }
 
 /* Discards what the event socket holds. After an overrun the queue is followed by a gap, and
@@ -567,21 +574,38 @@ static int on_netlink_io(sd_event_source *s, int fd, uint32_t revents, void *use
         if (nw->need_resync) {
                 r = netwatch_resync(nw);
                 if (r < 0)
-                        log_warning_errno(r, "Failed to resynchronize netlink state of '%s', "
-                                          "retrying on the next event: %m", nw->ifname);
+                        log_warning_errno(r,
+                                          "Failed to resynchronize netlink state of '%s', "
+                                          "retrying on the next event: %m",
+                                          nw->ifname);
         }
 
         for (unsigned i = 0; i < NETWATCH_RECV_BATCH; i++) {
                 r = netwatch_receive_one(nw);
                 if (r == 0)
                         break;
+                if (r > 0 && nw->tracker.addrs_unknown) {
+                        /* Not a loss, so not counted: a new link of our name. For a fresh TUN
+                         * this dump finds no addresses, for a renamed link it finds its own. */
+                        r = netwatch_resync(nw);
+                        if (r < 0) {
+                                log_warning_errno(r,
+                                                  "Failed to read addresses of '%s', "
+                                                  "retrying on the next event: %m",
+                                                  nw->ifname);
+                                break;
+                        }
+                        continue;
+                }
                 if (r == -ENOBUFS) {
                         nw->n_resyncs++;
                         log_notice("Netlink messages lost (receive buffer overrun), "
-                                   "resynchronizing state of '%s'.", nw->ifname);
+                                   "resynchronizing state of '%s'.",
+                                   nw->ifname);
                         r = netwatch_resync(nw);
                         if (r < 0) {
-                                log_warning_errno(r, "Failed to resynchronize netlink state of "
+                                log_warning_errno(r,
+                                                  "Failed to resynchronize netlink state of "
                                                   "'%s', retrying on the next event: %m",
                                                   nw->ifname);
                                 break;

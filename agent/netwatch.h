@@ -19,15 +19,15 @@
 #define NETWATCH_MAX_ADDRS 16
 
 typedef struct NetState {
-        bool present;       /* a link with our name exists */
-        int ifindex;        /* 0 when absent */
-        bool admin_up;      /* IFF_UP */
-        bool lower_up;      /* IFF_LOWER_UP */
-        uint8_t operstate;  /* IF_OPER_* */
-        bool up;            /* admin_up && (oper UP || (oper UNKNOWN && lower_up)) — RFC 2863 */
+        bool present; /* a link with our name exists */
+        int ifindex; /* 0 when absent */
+        bool admin_up; /* IFF_UP */
+        bool lower_up; /* IFF_LOWER_UP */
+        uint8_t operstate; /* IF_OPER_* */
+        bool up; /* admin_up && (oper UP || (oper UNKNOWN && lower_up)) — RFC 2863 */
         unsigned mtu;
         size_t n_ipv4, n_ipv6;
-        char ipv4[NETWATCH_MAX_ADDRS][INET_ADDRSTRLEN];  /* sorted, no duplicates */
+        char ipv4[NETWATCH_MAX_ADDRS][INET_ADDRSTRLEN]; /* sorted, no duplicates */
         char ipv6[NETWATCH_MAX_ADDRS][INET6_ADDRSTRLEN]; /* global only (no fe80::/10), sorted */
         uint64_t n_recreated; /* how often the link came back with a new ifindex */
 } NetState;

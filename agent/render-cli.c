@@ -22,7 +22,6 @@
 #include "render-k0s.h"
 #include "tailnet-status.h"
 
-extern char **environ;
 
 int cli_usage_error(const char *what, const char *arg) {
         fprintf(stderr, "k0s-tsagent: %s '%s'\nTry 'k0s-tsagent --help'.\n", what, arg);
