@@ -32,7 +32,8 @@ struct CurlGlue {
         GlueHandle *handles;
 };
 
-static GlueHandle *glue_handle_unlink_free(GlueHandle *h) {
+static GlueHandle *glue_handle_unlink_free(GlueHandle *h)
+{
         if (!h)
                 return NULL;
         if (h->prev)
@@ -49,7 +50,8 @@ static GlueHandle *glue_handle_unlink_free(GlueHandle *h) {
 /* Hand every finished transfer to its owner. The done callback may add or remove other handles
  * (curl_multi_remove_handle() also drops their queued messages), so the message is copied
  * before anything is removed. */
-static void curl_glue_process_done(CurlGlue *g) {
+static void curl_glue_process_done(CurlGlue *g)
+{
         CURLMsg *msg;
         int queued;
 
@@ -79,7 +81,8 @@ static void curl_glue_process_done(CurlGlue *g) {
         }
 }
 
-static void curl_glue_action(CurlGlue *g, curl_socket_t fd, int action) {
+static void curl_glue_action(CurlGlue *g, curl_socket_t fd, int action)
+{
         int running;
         CURLMcode mc;
 
@@ -90,7 +93,8 @@ static void curl_glue_action(CurlGlue *g, curl_socket_t fd, int action) {
         curl_glue_process_done(g);
 }
 
-static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
         CurlGlue *g = userdata;
         int action = 0;
 
@@ -106,7 +110,8 @@ static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *u
         return 0;
 }
 
-static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
         CurlGlue *g = userdata;
 
         curl_glue_action(g, CURL_SOCKET_TIMEOUT, 0);
@@ -115,8 +120,8 @@ static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 /* CURLMOPT_SOCKETFUNCTION: keep exactly one io source per socket curl uses, with the events curl
  * wants. Runs inside curl: must not call back into the multi handle except curl_multi_assign(). */
-static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-                               void *socketp) {
+static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
         CurlGlue *g = userp;
         sd_event_source *io = socketp;
         uint32_t events = 0;
@@ -162,7 +167,8 @@ static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *use
 
 /* CURLMOPT_TIMERFUNCTION: -1 disables the timer; 0 means "as soon as possible", which is "now"
  * on the event loop's clock, so sd-event dispatches it in the next iteration. */
-static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
         CurlGlue *g = userp;
         uint64_t now, when;
         int r;
@@ -181,7 +187,9 @@ static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         when = now + (uint64_t) timeout_ms * USEC_PER_MSEC;
 
         if (!g->timer) {
-                r = sd_event_add_time(g->event, &g->timer, CLOCK_MONOTONIC, when, 0,
+                /* 1 ms accuracy: sd-event's default (250 ms) would stretch curl's short
+                 * protocol timeouts. */
+                r = sd_event_add_time(g->event, &g->timer, CLOCK_MONOTONIC, when, USEC_PER_MSEC,
                                       curl_glue_on_timer, g);
                 if (r < 0) {
                         log_error_errno(r, "Failed to add curl timer: %m");
@@ -201,7 +209,8 @@ static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         return 0;
 }
 
-int curl_glue_new(sd_event *e, CurlGlue **ret) {
+int curl_glue_new(sd_event *e, CurlGlue **ret)
+{
         CurlGlue *g;
 
         if (!e || !ret)
@@ -236,7 +245,8 @@ int curl_glue_new(sd_event *e, CurlGlue **ret) {
         return 0;
 }
 
-CurlGlue *curl_glue_free(CurlGlue *g) {
+CurlGlue *curl_glue_free(CurlGlue *g)
+{
         if (!g)
                 return NULL;
 
@@ -264,7 +274,8 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
         return NULL;
 }
 
-int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata) {
+int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata)
+{
         GlueHandle *h;
         CURLMcode mc;
 
@@ -274,7 +285,7 @@ int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata)
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
-        *h = (GlueHandle) {
+        *h = (GlueHandle){
                 .glue = g,
                 .easy = easy,
                 .done = done,
@@ -300,7 +311,8 @@ int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata)
         return 0;
 }
 
-void curl_glue_remove(CurlGlue *g, CURL *easy) {
+void curl_glue_remove(CurlGlue *g, CURL *easy)
+{
         GlueHandle *h = NULL;
 
         if (!g || !easy)
@@ -315,7 +327,8 @@ void curl_glue_remove(CurlGlue *g, CURL *easy) {
 }
 
 int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long timeout_ms,
-                       CURL **ret) {
+                       CURL **ret)
+{
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
         CURLcode c = CURLE_OK;
 
@@ -326,11 +339,11 @@ int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long ti
         if (!easy)
                 return -ENOMEM;
 
-        /* Each setopt only fails on OOM or a bad option; collect the first failure. */
-#define SETOPT(opt, val)                                                \
-        do {                                                            \
-                if (c == CURLE_OK)                                      \
-                        c = curl_easy_setopt(easy, opt, val);           \
+                /* Each setopt only fails on OOM or a bad option; collect the first failure. */
+#define SETOPT(opt, val) \
+        do { \
+                if (c == CURLE_OK) \
+                        c = curl_easy_setopt(easy, opt, val); \
         } while (false)
 
         SETOPT(CURLOPT_UNIX_SOCKET_PATH, socket_path);
@@ -358,7 +371,8 @@ int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long ti
         return 0;
 }
 
-int curl_body_append(CurlBody *b, const void *p, size_t n) {
+int curl_body_append(CurlBody *b, const void *p, size_t n)
+{
         size_t need;
 
         if (n == 0)
@@ -386,7 +400,8 @@ int curl_body_append(CurlBody *b, const void *p, size_t n) {
         return 0;
 }
 
-void curl_body_consume(CurlBody *b, size_t n) {
+void curl_body_consume(CurlBody *b, size_t n)
+{
         if (n >= b->size) {
                 /* Let a huge line's buffer go instead of keeping it for the daemon's lifetime. */
                 if (b->allocated > 64 * 1024)
@@ -403,14 +418,16 @@ void curl_body_consume(CurlBody *b, size_t n) {
         b->data[b->size] = 0;
 }
 
-void curl_body_reset(CurlBody *b) {
+void curl_body_reset(CurlBody *b)
+{
         free(b->data);
         b->data = NULL;
         b->size = b->allocated = 0;
         b->overflow = false;
 }
 
-size_t curl_body_write(char *p, size_t size, size_t n, void *userdata) {
+size_t curl_body_write(char *p, size_t size, size_t n, void *userdata)
+{
         CurlBody *b = userdata;
         size_t len = size * n;
         int r;
@@ -423,7 +440,8 @@ size_t curl_body_write(char *p, size_t size, size_t n, void *userdata) {
         return len;
 }
 
-static char *format_timeout(uint64_t usec) {
+static char *format_timeout(uint64_t usec)
+{
         if (usec % USEC_PER_SEC == 0)
                 return strdup_printf("timeout after %" PRIu64 "s", usec / USEC_PER_SEC);
         return strdup_printf("timeout after %" PRIu64 "ms", usec / USEC_PER_MSEC);
@@ -431,7 +449,8 @@ static char *format_timeout(uint64_t usec) {
 
 /* The first line of an error body, printable ASCII only, at most 200 characters: the body is
  * untrusted and ends up in logs and in sd_notify STATUS=. */
-static char *body_summary(const CurlBody *body) {
+static char *body_summary(const CurlBody *body)
+{
         size_t n = 0;
         char *s;
 
@@ -453,7 +472,8 @@ static char *body_summary(const CurlBody *body) {
 }
 
 int curl_glue_result(CURL *easy, CURLcode result, uint64_t timeout_usec, const CurlBody *body,
-                     char **ret) {
+                     char **ret)
+{
         long code = 0, os_errno = 0;
         char *text;
 

@@ -150,7 +150,7 @@ static void manager_schedule_retry(Manager *m) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(m->retry_source, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time(m->event, &m->retry_source, CLOCK_MONOTONIC, now + delay, 0,
+                r = sd_event_add_time(m->event, &m->retry_source, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC,
                                       on_retry, m);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the retry timer: %m");
