@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomic-file.h"
@@ -138,10 +141,84 @@ int mkdir_parents(const char *path, mode_t mode) {
         return 0;
 }
 
+/* ".#<base>.XXXXXX" with six random letters; base is cut so the name fits NAME_MAX. */
+static char *temp_name(const char *base) {
+        static const char letters[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        uint8_t rnd[6];
+        char suffix[7];
+
+        /* Not secret, only unlikely to collide; EEXIST makes the caller try again. */
+        if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd)) {
+                struct timespec ts;
+                (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t x = (uint64_t) ts.tv_nsec ^ ((uint64_t) getpid() << 20);
+                for (size_t i = 0; i < sizeof(rnd); i++, x >>= 5)
+                        rnd[i] = (uint8_t) x;
+        }
+        for (size_t i = 0; i < sizeof(rnd); i++)
+                suffix[i] = letters[rnd[i] % (sizeof(letters) - 1)];
+        suffix[6] = 0;
+        return strdup_printf(".#%.*s.%s", TEMP_BASENAME_MAX, base, suffix);
+}
+
+/* Gives the O_TMPFILE inode behind fd a temp name in dirfd. linkat(AT_EMPTY_PATH) would need
+ * CAP_DAC_READ_SEARCH; the /proc/self/fd link works for anyone who could open the file. */
+static int link_temp(int fd, int dirfd, const char *base, char **ret) {
+        char proc[64];
+
+        (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%i", fd);
+        for (int attempt = 0; attempt < 100; attempt++) {
+                _cleanup_free_ char *name = temp_name(base);
+
+                if (!name)
+                        return -ENOMEM;
+                if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) >= 0) {
+                        *ret = TAKE_PTR(name);
+                        return 0;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
+/* The fallback without O_TMPFILE: write, fchmod, fsync a named temp file, then rename. */
+static int write_via_named_temp(int dirfd, const char *dir, const char *base, const void *data,
+                                size_t len, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        const char *tmpbase;
+        int r;
+
+        tmp = strdup_printf("%s/.#%.*s.XXXXXX", dir, TEMP_BASENAME_MAX, base);
+        if (!tmp)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        tmpbase = strrchr(tmp, '/') + 1;
+
+        r = write_all(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode & 07777) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dirfd, tmpbase, dirfd, base) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dirfd, tmpbase, 0);
+                return r;
+        }
+        if (fsync(dirfd) < 0)
+                return -errno;
+        return 1;
+}
+
 int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode) {
         _cleanup_free_ char *dir = NULL, *tmp = NULL;
         _cleanup_close_ int dirfd = -1, fd = -1;
-        const char *base, *slash, *tmpbase;
+        const char *base, *slash;
         int r;
 
         if (isempty(path) || (!data && len > 0))
@@ -178,27 +255,36 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
         if (r > 0)
                 return 0;
 
-        /* The temp name starts with ".#" and ends in random letters: k0s globs *.toml in
-         * containerd.d, so a half-written file must never match that. */
-        tmp = strdup_printf("%s/.#%.*s.XXXXXX", dir, TEMP_BASENAME_MAX, base);
-        if (!tmp)
-                return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        tmpbase = strrchr(tmp, '/') + 1;
+        /* The data goes into an unnamed O_TMPFILE inode first: if power is cut while writing
+         * or syncing, nothing is left behind. Only the finished file gets a temp name, which
+         * starts with ".#" and ends in random letters (k0s globs *.toml in containerd.d: a
+         * temp file must never match that), and is renamed over the target at once. File
+         * systems without O_TMPFILE get a named temp file from the start. */
+        fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                if (errno != EOPNOTSUPP && errno != EISDIR)
+                        return -errno;
+                return write_via_named_temp(dirfd, dir, base, data, len, mode);
+        }
 
         r = write_all(fd, data, len);
         /* fchmod before fsync so the mode is as durable as the content when the name flips;
-         * mkostemp created it 0600 and an explicit fchmod also ignores the umask. */
+         * an explicit fchmod also ignores the umask. */
         if (r >= 0 && fchmod(fd, mode & 07777) < 0)
                 r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
-        if (r >= 0 && renameat(dirfd, tmpbase, dirfd, base) < 0)
+        if (r < 0)
+                return r; /* closing fd frees the unnamed inode */
+
+        r = link_temp(fd, dirfd, base, &tmp);
+        if (r == -ENOENT) /* no /proc to link through */
+                return write_via_named_temp(dirfd, dir, base, data, len, mode);
+        if (r < 0)
+                return r;
+        if (renameat(dirfd, tmp, dirfd, base) < 0) {
                 r = -errno;
-        if (r < 0) {
-                (void) unlinkat(dirfd, tmpbase, 0);
+                (void) unlinkat(dirfd, tmp, 0);
                 return r;
         }
 

@@ -182,8 +182,9 @@ static bool url_has_brackets(const char *url) {
 }
 
 /* The keys of one host entry: the first prefixed with `first_sep`, the others with `sep` (a
- * newline plus indent for a table; " " and ", " for an inline table). skip_verify is never written for http://: it does nothing on
- * containerd 1.6.20 and makes >= 1.6.25/1.7.7/2.x try HTTPS first (facts/containerd.md §1.5). */
+ * newline plus indent for a table; " " and ", " for an inline table). skip_verify is never
+ * written for http://: it does nothing on containerd 1.6.20 and makes >= 1.6.25/1.7.7/2.x try
+ * HTTPS first (facts/containerd.md §1.5). */
 static int append_host_keys(Buf *b, const RegistryEndpoint *e, const char *first_sep,
                             const char *sep) {
         int r;
@@ -206,80 +207,81 @@ static int append_host_keys(Buf *b, const RegistryEndpoint *e, const char *first
         return r;
 }
 
-int render_hosts_toml(const Registry *r, const size_t *order, char **ret) {
+int render_hosts_toml(const Registry *reg, const size_t *order, char **ret) {
         _cleanup_(buf_done) Buf b = {};
         _cleanup_free_ bool *seen = NULL;
         bool brackets = false;
         const RegistryEndpoint *first;
-        int k;
+        int r;
 
-        if (!r || r->n_endpoints == 0 || !r->endpoints)
+        if (!reg || reg->n_endpoints == 0 || !reg->endpoints)
                 return -EINVAL;
 
         if (order) {
-                seen = calloc(r->n_endpoints, sizeof(bool));
+                seen = calloc(reg->n_endpoints, sizeof(bool));
                 if (!seen)
                         return -ENOMEM;
-                for (size_t i = 0; i < r->n_endpoints; i++) {
-                        if (order[i] >= r->n_endpoints || seen[order[i]])
+                for (size_t i = 0; i < reg->n_endpoints; i++) {
+                        if (order[i] >= reg->n_endpoints || seen[order[i]])
                                 return -EINVAL;
                         seen[order[i]] = true;
                 }
         }
-        for (size_t i = 0; i < r->n_endpoints; i++) {
-                if (!r->endpoints[i].url)
+        for (size_t i = 0; i < reg->n_endpoints; i++) {
+                if (!reg->endpoints[i].url)
                         return -EINVAL;
-                if (url_has_brackets(r->endpoints[i].url))
+                if (url_has_brackets(reg->endpoints[i].url))
                         brackets = true;
         }
 
-        first = &r->endpoints[order ? order[0] : 0];
-        k = buf_append(&b, RENDER_CONTAINERD_MARKER "\n" "server = ");
-        if (k >= 0)
-                k = buf_append_quoted(&b, first->url);
-        if (k >= 0)
-                k = buf_append(&b, "\n");
-        if (k < 0)
-                return k;
+        first = &reg->endpoints[order ? order[0] : 0];
+        r = buf_append(&b, RENDER_CONTAINERD_MARKER "\nserver = ");
+        if (r >= 0)
+                r = buf_append_quoted(&b, first->url);
+        if (r >= 0)
+                r = buf_append(&b, "\n");
+        if (r < 0)
+                return r;
 
         /* containerd 1.6/1.7 read hosts.toml with go-toml v1, which refuses a table header whose
          * quoted key holds ']' ("table key cannot contain ']'", containerd#10055), so
          * [host."http://[fd7a::5]:5001"] makes the whole file fall back to https://<name>. When
          * any endpoint is an IPv6 literal every endpoint goes into one [host] table as an
-         * inline table under its quoted URL key: that form was verified on 1.6.20 and is plain
-         * TOML for 2.x. File order is still the order in which containerd tries them. Without
-         * IPv6 the usual [host."URL"] tables are written, as containerd's docs show them. */
+         * inline table under its quoted URL key: plain TOML that 2.x reads too, and containerd
+         * 1.6.20 parses it and still tries the hosts in file order (tests/e2e/containerd-pull.sh
+         * pulls through such a file with a dead IPv6 endpoint first). Without IPv6 the usual
+         * [host."URL"] tables are written, as containerd's docs show them. */
         if (brackets) {
-                k = buf_append(&b, "\n[host]\n");
-                if (k < 0)
-                        return k;
+                r = buf_append(&b, "\n[host]\n");
+                if (r < 0)
+                        return r;
         }
-        for (size_t i = 0; i < r->n_endpoints; i++) {
-                const RegistryEndpoint *e = &r->endpoints[order ? order[i] : i];
+        for (size_t i = 0; i < reg->n_endpoints; i++) {
+                const RegistryEndpoint *e = &reg->endpoints[order ? order[i] : i];
 
                 if (brackets) {
-                        k = buf_append(&b, "  ");
-                        if (k >= 0)
-                                k = buf_append_quoted(&b, e->url);
-                        if (k >= 0)
-                                k = buf_append(&b, " = {");
-                        if (k >= 0)
-                                k = append_host_keys(&b, e, " ", ", ");
-                        if (k >= 0)
-                                k = buf_append(&b, " }\n");
+                        r = buf_append(&b, "  ");
+                        if (r >= 0)
+                                r = buf_append_quoted(&b, e->url);
+                        if (r >= 0)
+                                r = buf_append(&b, " = {");
+                        if (r >= 0)
+                                r = append_host_keys(&b, e, " ", ", ");
+                        if (r >= 0)
+                                r = buf_append(&b, " }\n");
                 } else {
-                        k = buf_append(&b, "\n[host.");
-                        if (k >= 0)
-                                k = buf_append_quoted(&b, e->url);
-                        if (k >= 0)
-                                k = buf_append(&b, "]");
-                        if (k >= 0)
-                                k = append_host_keys(&b, e, "\n  ", "\n  ");
-                        if (k >= 0)
-                                k = buf_append(&b, "\n");
+                        r = buf_append(&b, "\n[host.");
+                        if (r >= 0)
+                                r = buf_append_quoted(&b, e->url);
+                        if (r >= 0)
+                                r = buf_append(&b, "]");
+                        if (r >= 0)
+                                r = append_host_keys(&b, e, "\n  ", "\n  ");
+                        if (r >= 0)
+                                r = buf_append(&b, "\n");
                 }
-                if (k < 0)
-                        return k;
+                if (r < 0)
+                        return r;
         }
 
         *ret = TAKE_PTR(b.s);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "render-containerd.h"
@@ -134,8 +135,9 @@ START_TEST(test_hosts_order)
         ck_assert_ptr_nonnull(a);
         ck_assert_ptr_nonnull(b);
         ck_assert(a < b);
-        ck_assert_int_eq(strlen(t), strlen(want_two) + strlen("https://registry.example.ts.net:5000") -
-                                            strlen("http://100.64.0.7:5000"));
+        /* same text, only the server line changed */
+        ck_assert_uint_eq(strlen(t) + strlen("http://100.64.0.7:5000"),
+                          strlen(want_two) + strlen("https://registry.example.ts.net:5000"));
 }
 END_TEST
 
@@ -243,7 +245,11 @@ END_TEST
  * raw bytes, so no quoting layer of ours is trusted). The dict order tomllib keeps is the file
  * order, so the endpoint order is checked too. */
 static const char checker_py[] =
-        "import sys, tomllib\n"
+        "import sys\n"
+        "try:\n"
+        "    import tomllib\n"
+        "except ImportError:\n"
+        "    sys.exit(77)\n"
         "a = sys.argv[1:]\n"
         "for i in range(0, len(a), 3):\n"
         "    kind, toml, exp = a[i:i + 3]\n"
@@ -252,8 +258,10 @@ static const char checker_py[] =
         "    with open(exp, 'rb') as f:\n"
         "        e = f.read().decode('utf-8').split('\\0')\n"
         "    if kind in ('v2', 'v3'):\n"
-        "        plugin = 'io.containerd.grpc.v1.cri' if kind == 'v2' else 'io.containerd.cri.v1.images'\n"
-        "        got = [d['version'], d['plugins'][plugin]['registry']['config_path'], len(d), len(d['plugins'])]\n"
+        "        plugin = {'v2': 'io.containerd.grpc.v1.cri',\n"
+        "                  'v3': 'io.containerd.cri.v1.images'}[kind]\n"
+        "        reg = d['plugins'][plugin]['registry']\n"
+        "        got = [d['version'], reg['config_path'], len(d), len(d['plugins'])]\n"
         "        want = [int(kind[1]), e[0], 2, 1]\n"
         "    else:\n"
         "        got = [d['server'], len(d)]\n"
@@ -261,7 +269,8 @@ static const char checker_py[] =
         "        hosts = list(d['host'].items())\n"
         "        for j in range(len(hosts)):\n"
         "            url, h = hosts[j]\n"
-        "            got += [url, h['capabilities'], h.get('ca', ''), h.get('skip_verify', False)]\n"
+        "            sv = h.get('skip_verify', False)\n"
+        "            got += [url, h['capabilities'], h.get('ca', ''), sv]\n"
         "        for j in range(1, len(e), 3):\n"
         "            want += [e[j], ['pull', 'resolve'], e[j + 1], e[j + 2] == '1']\n"
         "    if got != want:\n"
@@ -325,16 +334,13 @@ START_TEST(test_tomllib_roundtrip)
 {
         static const size_t rev[] = { 1, 0 };
         _cleanup_free_ char *py = NULL, *cmd = NULL, *rm = NULL;
-        char tmpl[] = "/tmp/test-render-containerd.XXXXXX";
+        _cleanup_free_ char *tmpl = strdup_printf("%s/test-render-containerd.XXXXXX",
+                                                  getenv("TMPDIR") ?: "/tmp");
+        const char *python;
         char buf[4096];
         int status;
 
-        status = system("python3 -c 'import tomllib' 2>/dev/null");
-        if (status != 0) {
-                printf("SKIP: python3 with tomllib (Python >= 3.11) is not available\n");
-                return;
-        }
-
+        ck_assert_ptr_nonnull(tmpl);
         tmpdir = mkdtemp(tmpl);
         ck_assert_ptr_nonnull(tmpdir);
         py = strdup_printf("%s/check.py", tmpdir);
@@ -379,7 +385,11 @@ START_TEST(test_tomllib_roundtrip)
                 queue_check("hosts", c, buf, expect_hosts(buf, sizeof(buf), &ipv6, NULL));
         }
 
-        cmd = strdup_printf("python3 %s%s", py, args);
+        /* The distribution's interpreter if there is one: a pyenv shim takes a second to start. */
+        python = getenv("PYTHON");
+        if (!python)
+                python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+        cmd = strdup_printf("%s %s%s", python, py, args);
         ck_assert_ptr_nonnull(cmd);
         status = system(cmd);
 
@@ -389,6 +399,10 @@ START_TEST(test_tomllib_roundtrip)
         free(args);
         args = NULL;
 
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+                printf("SKIP: %s has no tomllib (needs Python >= 3.11)\n", python);
+                return;
+        }
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                       "tomllib check failed (status %d)", status);
         ck_assert_uint_eq(n_files, 4 * ELEMENTSOF(hostile) + 3);
