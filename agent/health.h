@@ -25,6 +25,6 @@ void health_configure(Health *h, const char *socket_path, uint64_t interval_usec
 void health_set_enabled(Health *h, bool enabled);
 
 const K0sStatus *health_get_status(const Health *h); /* NULL if the last probe failed */
-const char *health_get_error(const Health *h);        /* NULL if the last probe succeeded */
+const char *health_get_error(const Health *h); /* NULL if the last probe succeeded */
 Health *health_free(Health *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Health *, health_free);

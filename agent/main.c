@@ -37,8 +37,6 @@ static void help(void) {
                CONFIG_PATH_DEFAULT);
 }
 
-
-
 static int cmd_run(const char *config_path) {
         _cleanup_(manager_freep) Manager *m = NULL;
         AgentConfig *c = NULL;

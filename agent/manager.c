@@ -40,7 +40,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 typedef struct FileRecord {
         char *path;
         uint64_t written_usec; /* CLOCK_REALTIME of the last write that changed it, 0 = never */
-        char *error;           /* last write error, NULL when the file is as planned */
+        char *error; /* last write error, NULL when the file is as planned */
 } FileRecord;
 
 struct Manager {
@@ -48,19 +48,19 @@ struct Manager {
         char *config_path;
         AgentConfig *config;
 
-        Netwatch *netwatch;          /* tailscale0 link + addresses (netlink socket source) */
-        CurlGlue *curl;              /* libcurl multi handle: LocalAPI and k0s status sockets */
-        Tailnet *tailnet;            /* LocalAPI watch stream + /status; NULL if not required */
-        Health *health;              /* k0s status-socket probe timer */
-        Supervisor *supervisor;      /* the k0s child: child/pidfd, settle/backoff/kill timers */
+        Netwatch *netwatch; /* tailscale0 link + addresses (netlink socket source) */
+        CurlGlue *curl; /* libcurl multi handle: LocalAPI and k0s status sockets */
+        Tailnet *tailnet; /* LocalAPI watch stream + /status; NULL if not required */
+        Health *health; /* k0s status-socket probe timer */
+        Supervisor *supervisor; /* the k0s child: child/pidfd, settle/backoff/kill timers */
         VersionProbe *version_probe; /* `k0s version` child + pipe, while it runs */
 
         sd_event_source *reconcile_source; /* defer source: one reconcile per burst of events */
         sd_event_source *sigterm_source;
         sd_event_source *sigint_source;
         sd_event_source *sighup_source;
-        sd_event_source *retry_source;     /* retries failed file writes / version probes */
-        sd_event_source *watchdog_source;  /* wakes the loop every WATCHDOG_USEC/3 */
+        sd_event_source *retry_source; /* retries failed file writes / version probes */
+        sd_event_source *watchdog_source; /* wakes the loop every WATCHDOG_USEC/3 */
 
         K0sVersion k0s_version;
         bool have_version;
@@ -73,7 +73,7 @@ struct Manager {
         char **registry_dirs_cleaned; /* the registry set the certs_dir cleanup last ran for */
         bool cleanup_done;
 
-        Plan *plan;          /* the last applied plan, for status updates between passes */
+        Plan *plan; /* the last applied plan, for status updates between passes */
         uint64_t watchdog_usec;
         bool gate_open;
         char *address;
@@ -106,7 +106,7 @@ static FileRecord *manager_file_record(Manager *m, const char *path) {
         char *p = strdup(path);
         if (!p)
                 return NULL;
-        m->files[m->n_files] = (FileRecord) { .path = p };
+        m->files[m->n_files] = (FileRecord){ .path = p };
         return &m->files[m->n_files++];
 }
 
@@ -150,8 +150,8 @@ static void manager_schedule_retry(Manager *m) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(m->retry_source, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time(m->event, &m->retry_source, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC,
-                                      on_retry, m);
+                r = sd_event_add_time(m->event, &m->retry_source, CLOCK_MONOTONIC, now + delay,
+                                      USEC_PER_MSEC, on_retry, m);
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the retry timer: %m");
                 return;
@@ -173,11 +173,11 @@ static void on_version(VersionProbe *p, int r, const char *output, void *userdat
                 r = k0s_version_parse(output, &v);
                 if (r < 0)
                         m->version_error = strdup_printf("`%s version` printed '%s', not a "
-                                                         "k0s version", m->config->k0s_binary,
-                                                         output);
+                                                         "k0s version",
+                                                         m->config->k0s_binary, output);
         } else
-                m->version_error = strdup_printf("`%s version` failed: %s",
-                                                 m->config->k0s_binary, strerror(-r));
+                m->version_error = strdup_printf("`%s version` failed: %s", m->config->k0s_binary,
+                                                 strerror(-r));
         if (r < 0) {
                 log_error("%s", m->version_error ?: "k0s version failed");
                 manager_schedule_retry(m);
@@ -206,8 +206,8 @@ static int manager_probe_version(Manager *m) {
                                     &m->version_probe);
         if (r < 0) {
                 free(m->version_error);
-                m->version_error = strdup_printf("cannot run `%s version`: %s", c->k0s_binary,
-                                                 strerror(-r));
+                m->version_error =
+                        strdup_printf("cannot run `%s version`: %s", c->k0s_binary, strerror(-r));
                 log_error_errno(r, "Failed to run '%s version': %m", c->k0s_binary);
                 manager_schedule_retry(m);
         }
@@ -285,13 +285,12 @@ static void manager_cleanup_registries(Manager *m, const Plan *p) {
                 while ((de = readdir(d))) {
                         if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                                 continue;
-                        _cleanup_free_ char *dir = strdup_printf("%s/%s", c->containerd_certs_dir,
-                                                                 de->d_name);
-                        _cleanup_free_ char *marker = dir ? strdup_printf("%s/%s", dir,
-                                                                          CERTS_DIR_MARKER_FILE)
-                                                          : NULL;
-                        _cleanup_free_ char *hosts = dir ? strdup_printf("%s/hosts.toml", dir)
-                                                         : NULL;
+                        _cleanup_free_ char *dir =
+                                strdup_printf("%s/%s", c->containerd_certs_dir, de->d_name);
+                        _cleanup_free_ char *marker =
+                                dir ? strdup_printf("%s/%s", dir, CERTS_DIR_MARKER_FILE) : NULL;
+                        _cleanup_free_ char *hosts =
+                                dir ? strdup_printf("%s/hosts.toml", dir) : NULL;
                         if (!marker || !hosts)
                                 break;
                         if (strv_contains(p->registry_dirs, dir) || access(marker, F_OK) < 0)
@@ -481,8 +480,10 @@ static void manager_write_status(Manager *m, const Plan *p, const char *status) 
         cJSON *tn = cJSON_AddObjectToObject(root, "tailnet");
         if (tn) {
                 cJSON_AddBoolToObject(tn, "required", c->require_running);
-                cJSON_AddBoolToObject(tn, "connected", m->tailnet && tailnet_is_connected(m->tailnet));
-                json_add_str(tn, "backend_state", t ? backend_state_to_string(t->backend_state) : NULL);
+                cJSON_AddBoolToObject(tn, "connected",
+                                      m->tailnet && tailnet_is_connected(m->tailnet));
+                json_add_str(tn, "backend_state",
+                             t ? backend_state_to_string(t->backend_state) : NULL);
                 cJSON_AddBoolToObject(tn, "online", t && t->self_online);
                 json_add_str(tn, "ipv4", t ? t->ipv4 : NULL);
                 json_add_str(tn, "ipv6", t ? t->ipv6 : NULL);
@@ -490,7 +491,8 @@ static void manager_write_status(Manager *m, const Plan *p, const char *status) 
                 json_add_str(tn, "version", t ? t->version : NULL);
                 json_add_str(tn, "error", m->tailnet ? tailnet_get_error(m->tailnet) : NULL);
                 cJSON_AddNumberToObject(tn, "reconnects",
-                                        m->tailnet ? (double) tailnet_get_reconnects(m->tailnet) : 0);
+                                        m->tailnet ? (double) tailnet_get_reconnects(m->tailnet)
+                                                   : 0);
         }
 
         cJSON *k = cJSON_AddObjectToObject(root, "k0s");
@@ -529,9 +531,10 @@ static void manager_write_status(Manager *m, const Plan *p, const char *status) 
                 if (!f)
                         break;
                 cJSON_AddStringToObject(f, "path", m->files[j].path);
-                json_add_str(f, "written", m->files[j].written_usec
-                                                   ? format_timestamp(ts, m->files[j].written_usec)
-                                                   : NULL);
+                json_add_str(f, "written",
+                             m->files[j].written_usec
+                                     ? format_timestamp(ts, m->files[j].written_usec)
+                                     : NULL);
                 json_add_str(f, "error", m->files[j].error);
                 cJSON_AddItemToArray(fa, f);
         }
@@ -568,7 +571,8 @@ static void manager_log_transitions(Manager *m, const Plan *p) {
         else if (!p->gate_open && m->gate_open)
                 log_struct_errno(LOG_WARNING, 0, MESSAGE_ID_GATE_CLOSED, have ? fields : NULL,
                                  "Tailnet not ready any more: waiting for %s. A running k0s is "
-                                 "left alone.", p->waiting_for);
+                                 "left alone.",
+                                 p->waiting_for);
         if (p->gate_open && m->address && !streq(m->address, p->address))
                 log_struct_errno(LOG_NOTICE, 0, MESSAGE_ID_ADDRESS, have ? fields : NULL,
                                  "Tailnet address changed: %s -> %s.", m->address, p->address);
@@ -690,9 +694,9 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
 
         if (m->health) {
                 SupervisorState st = supervisor_get_state(m->supervisor);
-                health_set_enabled(m->health, !m->stopping && supervisor_get_pid(m->supervisor) > 0 &&
-                                                      (st == SUPERVISOR_RUNNING ||
-                                                       st == SUPERVISOR_SETTLING));
+                health_set_enabled(m->health,
+                                   !m->stopping && supervisor_get_pid(m->supervisor) > 0 &&
+                                           (st == SUPERVISOR_RUNNING || st == SUPERVISOR_SETTLING));
         }
 
         manager_update_status(m, p);
@@ -789,8 +793,8 @@ static bool unit_is_restarting(void) {
         if (r >= 0) {
                 log_debug("systemd job on our unit: %s", job_type);
                 restarting = streq(job_type, "restart") || streq(job_type, "try-restart") ||
-                             streq(job_type, "reload-or-restart") ||
-                             streq(job_type, "reload-or-try-restart");
+                        streq(job_type, "reload-or-restart") ||
+                        streq(job_type, "reload-or-try-restart");
         }
         reply = sd_bus_message_unref(reply);
 finish:
@@ -983,8 +987,8 @@ int manager_start(Manager *m) {
                     wd > 0) {
                         m->watchdog_usec = wd;
                         r = sd_event_add_time_relative(m->event, &m->watchdog_source,
-                                                       CLOCK_MONOTONIC, wd / 3, 0,
-                                                       on_watchdog_kick, m);
+                                                       CLOCK_MONOTONIC, wd / 3, 0, on_watchdog_kick,
+                                                       m);
                         if (r >= 0)
                                 r = sd_event_source_set_enabled(m->watchdog_source, SD_EVENT_ON);
                         if (r < 0)

@@ -43,7 +43,7 @@ static int plan_add_file(Plan *p, const char *path, char *contents, mode_t mode)
         char *c = strdup(path);
         if (!c)
                 return -ENOMEM;
-        p->files[p->n_files++] = (PlanFile) { .path = c, .contents = contents, .mode = mode };
+        p->files[p->n_files++] = (PlanFile){ .path = c, .contents = contents, .mode = mode };
         return 0;
 }
 
@@ -51,10 +51,10 @@ char *reconcile_spec_hash(char *const *argv, char *const *env, const char *k0s_y
         uint64_t h = UINT64_C(0xcbf29ce484222325);
         const char *parts[3][2] = { { "argv", NULL }, { "env", NULL }, { "yaml", k0s_yaml } };
 
-#define FNV(c)                                             \
-        do {                                               \
-                h ^= (uint8_t) (c);                        \
-                h *= UINT64_C(0x100000001b3);              \
+#define FNV(c) \
+        do { \
+                h ^= (uint8_t) (c); \
+                h *= UINT64_C(0x100000001b3); \
         } while (0)
 
         for (size_t k = 0; k < 3; k++) {
@@ -158,15 +158,15 @@ int reconcile_k0s_argv(const AgentConfig *cfg, const char *address, char ***ret)
                             strv_extend(&merged, *i) < 0)
                                 return -ENOMEM;
                 _cleanup_free_ char *joined = strv_join(merged, " ");
-                _cleanup_free_ char *flag = joined ? strdup_printf("--kubelet-extra-args=%s", joined)
-                                                   : NULL;
+                _cleanup_free_ char *flag =
+                        joined ? strdup_printf("--kubelet-extra-args=%s", joined) : NULL;
                 if (!flag || strv_extend(&argv, flag) < 0)
                         return -ENOMEM;
         } else if (kubelet) {
                 /* A pure controller runs no kubelet; pass the user's flag through unchanged. */
                 _cleanup_free_ char *joined = strv_join(kubelet, " ");
-                _cleanup_free_ char *flag = joined ? strdup_printf("--kubelet-extra-args=%s", joined)
-                                                   : NULL;
+                _cleanup_free_ char *flag =
+                        joined ? strdup_printf("--kubelet-extra-args=%s", joined) : NULL;
                 if (!flag || strv_extend(&argv, flag) < 0)
                         return -ENOMEM;
         }
@@ -300,8 +300,8 @@ static int render_registries(const AgentConfig *cfg, const NodeFacts *f, Plan *p
         for (size_t i = 0; i < cfg->n_registries; i++) {
                 const Registry *reg = &cfg->registries[i];
                 _cleanup_free_ size_t *order = NULL;
-                _cleanup_free_ char *dir = strdup_printf("%s/%s", cfg->containerd_certs_dir,
-                                                         reg->name);
+                _cleanup_free_ char *dir =
+                        strdup_printf("%s/%s", cfg->containerd_certs_dir, reg->name);
                 _cleanup_free_ char *path = dir ? strdup_printf("%s/hosts.toml", dir) : NULL;
                 char *text = NULL;
                 if (!path)
@@ -351,7 +351,8 @@ int reconcile(const AgentConfig *cfg, const NodeFacts *f, Plan **ret) {
         r = gate(cfg, f, &p->address, &p->waiting_for);
         if (r < 0)
                 return r;
-        if (f->tailnet && f->tailnet->dns_name && (p->dns_name = strdup(f->tailnet->dns_name)) == NULL)
+        if (f->tailnet && f->tailnet->dns_name &&
+            (p->dns_name = strdup(f->tailnet->dns_name)) == NULL)
                 return -ENOMEM;
 
         /* containerd's files depend on the k0s version (drop-in format) but not on the gate:
@@ -369,9 +370,8 @@ int reconcile(const AgentConfig *cfg, const NodeFacts *f, Plan **ret) {
         if (!p->waiting_for && k0s_role_is_controller(cfg->role)) {
                 _cleanup_free_ char *warning = NULL, *error = NULL;
                 K0sFacts facts = { .ipv4 = p->address, .dns_name = p->dns_name };
-                r = render_k0s_config(f->base_k0s_yaml, f->base_k0s_yaml_len,
-                                      cfg->k0s_base_config, cfg, &facts, &k0s_yaml, &warning,
-                                      &error);
+                r = render_k0s_config(f->base_k0s_yaml, f->base_k0s_yaml_len, cfg->k0s_base_config,
+                                      cfg, &facts, &k0s_yaml, &warning, &error);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {

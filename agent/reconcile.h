@@ -17,44 +17,44 @@
 #include "tailnet-status.h"
 
 typedef struct NodeFacts {
-        const NetState *net;         /* netlink view of cfg->interface; NULL = unknown */
+        const NetState *net; /* netlink view of cfg->interface; NULL = unknown */
         const TailnetStatus *tailnet; /* last /status, NULL when LocalAPI is unreachable */
-        const char *tailnet_error;   /* why it is NULL, for the status line; may be NULL */
+        const char *tailnet_error; /* why it is NULL, for the status line; may be NULL */
         const K0sVersion *k0s_version; /* NULL while unknown */
-        const char *base_k0s_yaml;   /* controller roles: content of cfg->k0s_base_config, or
+        const char *base_k0s_yaml; /* controller roles: content of cfg->k0s_base_config, or
                                       * NULL when that file does not exist */
         size_t base_k0s_yaml_len;
 } NodeFacts;
 
 typedef struct PlanFile {
-        char *path;     /* absolute */
+        char *path; /* absolute */
         char *contents;
         mode_t mode;
 } PlanFile;
 
 typedef enum PlanK0s {
         PLAN_K0S_WAIT, /* gate closed: hold (start nothing, keep a running k0s) */
-        PLAN_K0S_RUN,  /* gate open: run `spec` */
+        PLAN_K0S_RUN, /* gate open: run `spec` */
         _PLAN_K0S_MAX,
         _PLAN_K0S_INVALID = -EINVAL,
 } PlanK0s;
 
 typedef struct Plan {
         bool gate_open;
-        char *address;    /* the tailnet IPv4 k0s is pinned to, NULL while the gate is closed */
-        char *dns_name;   /* MagicDNS name without trailing dot, may be NULL */
+        char *address; /* the tailnet IPv4 k0s is pinned to, NULL while the gate is closed */
+        char *dns_name; /* MagicDNS name without trailing dot, may be NULL */
         char *waiting_for; /* gate closed: what is missing, e.g. "tailscale0 to appear" */
 
-        PlanFile *files;  /* in write order: hosts.toml files first, drop-in, k0s.yaml last */
+        PlanFile *files; /* in write order: hosts.toml files first, drop-in, k0s.yaml last */
         size_t n_files;
         char **registry_dirs; /* certs_dir/<name> for every configured registry (keep set) */
 
         PlanK0s k0s;
-        K0sSpec spec;     /* PLAN_K0S_RUN only */
+        K0sSpec spec; /* PLAN_K0S_RUN only */
 
-        char **warnings;  /* NULL-terminated, never NULL */
-        char *error;      /* a fatal problem for this pass (bad base k0s.yaml), or NULL */
-        char *status;     /* one line for STATUS= */
+        char **warnings; /* NULL-terminated, never NULL */
+        char *error; /* a fatal problem for this pass (bad base k0s.yaml), or NULL */
+        char *status; /* one line for STATUS= */
 } Plan;
 
 int reconcile(const AgentConfig *cfg, const NodeFacts *facts, Plan **ret);

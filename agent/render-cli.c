@@ -22,7 +22,6 @@
 #include "render-k0s.h"
 #include "tailnet-status.h"
 
-
 int cli_usage_error(const char *what, const char *arg) {
         fprintf(stderr, "k0s-tsagent: %s '%s'\nTry 'k0s-tsagent --help'.\n", what, arg);
         return 2;
@@ -126,8 +125,10 @@ int render_cli(const char *config_path, int argc, char **argv) {
         if (!version) {
                 int r = run_k0s_version(cfg->k0s_binary, &probed);
                 if (r < 0) {
-                        fprintf(stderr, "k0s-tsagent: cannot run '%s version' (%s); pass "
-                                        "--k0s-version\n", cfg->k0s_binary, strerror(-r));
+                        fprintf(stderr,
+                                "k0s-tsagent: cannot run '%s version' (%s); pass "
+                                "--k0s-version\n",
+                                cfg->k0s_binary, strerror(-r));
                         return 1;
                 }
                 version = probed;
@@ -161,8 +162,11 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 }
         }
         NodeFacts f = {
-                .net = &net, .tailnet = &ts, .k0s_version = &v,
-                .base_k0s_yaml = base, .base_k0s_yaml_len = base_len,
+                .net = &net,
+                .tailnet = &ts,
+                .k0s_version = &v,
+                .base_k0s_yaml = base,
+                .base_k0s_yaml_len = base_len,
         };
         _cleanup_(plan_freep) Plan *p = NULL;
         int r = reconcile(cfg, &f, &p);
@@ -183,7 +187,8 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 if (!path)
                         return 1;
                 for (char **d = p->registry_dirs; d && *d; d++)
-                        if (startswith(p->files[i].path, *d) && p->files[i].path[strlen(*d)] == '/') {
+                        if (startswith(p->files[i].path, *d) &&
+                            p->files[i].path[strlen(*d)] == '/') {
                                 _cleanup_free_ char *dir = path_join_root(root, *d);
                                 if (dir && (r = manager_ensure_registry_dir(dir)) < 0)
                                         fprintf(stderr, "%s: %s\n", dir, strerror(-r));
@@ -203,4 +208,3 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 printf("k0s would not run yet: waiting for %s\n", p->waiting_for);
         return ret;
 }
-

@@ -128,18 +128,18 @@ int status_show(const char *state_dir, bool json, FILE *out) {
 
         fprintf(out, "%-12s %s\n", "Status:", jstr(root, "status") ?: "-");
         fprintf(out, "%-12s %s%s%s\n", "Gate:", jstr(root, "gate") ?: "-",
-                jstr(root, "waiting_for") ? ", waiting for " : "",
-                jstr(root, "waiting_for") ?: "");
+                jstr(root, "waiting_for") ? ", waiting for " : "", jstr(root, "waiting_for") ?: "");
         fprintf(out, "%-12s %s\n", "Address:", jstr(root, "address") ?: "-");
-        fprintf(out, "%-12s %s present=%s up=%s ifindex=%.0f\n", "Interface:",
-                jstr(iface, "name") ?: "-", jbool(iface, "present"), jbool(iface, "up"),
-                jnum(iface, "ifindex", 0));
+        fprintf(out, "%-12s %s present=%s up=%s ifindex=%.0f\n",
+                "Interface:", jstr(iface, "name") ?: "-", jbool(iface, "present"),
+                jbool(iface, "up"), jnum(iface, "ifindex", 0));
         fprintf(out, "%-12s ", "  IPv4:");
         print_list(out, cJSON_GetObjectItemCaseSensitive(iface, "ipv4"));
         fprintf(out, "\n%-12s ", "  IPv6:");
         print_list(out, cJSON_GetObjectItemCaseSensitive(iface, "ipv6"));
-        fprintf(out, "\n%-12s connected=%s state=%s online=%s\n", "Tailnet:",
-                jbool(tn, "connected"), jstr(tn, "backend_state") ?: "-", jbool(tn, "online"));
+        fprintf(out, "\n%-12s connected=%s state=%s online=%s\n",
+                "Tailnet:", jbool(tn, "connected"), jstr(tn, "backend_state") ?: "-",
+                jbool(tn, "online"));
         fprintf(out, "%-12s %s %s\n", "  Self:", jstr(tn, "ipv4") ?: "-",
                 jstr(tn, "dns_name") ?: "");
         if (jstr(tn, "error"))
@@ -148,7 +148,7 @@ int status_show(const char *state_dir, bool json, FILE *out) {
         if (jnum(k0s, "pid", 0) > 0)
                 fprintf(out, " (pid %.0f%s)", jnum(k0s, "pid", 0),
                         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(k0s, "adopted")) ? ", adopted"
-                                                                                      : "");
+                                                                                       : "");
         fputc('\n', out);
         fprintf(out, "%-12s %s\n", "  Version:", jstr(k0s, "version") ?: "-");
         fprintf(out, "%-12s %s\n", "  Started:", jstr(k0s, "started") ?: "-");

@@ -8,7 +8,7 @@
 typedef struct Backoff {
         uint64_t min_usec, max_usec;
         uint64_t next_usec; /* what backoff_next() returns next */
-        unsigned attempts;  /* backoff_next() calls since the last reset */
+        unsigned attempts; /* backoff_next() calls since the last reset */
 } Backoff;
 
 void backoff_init(Backoff *b, uint64_t min_usec, uint64_t max_usec);

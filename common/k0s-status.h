@@ -10,11 +10,11 @@
 
 typedef struct K0sStatus {
         char *version;
-        char *role;        /* "controller" or "worker" */
-        int pid;           /* 0 if absent */
+        char *role; /* "controller" or "worker" */
+        int pid; /* 0 if absent */
         bool workloads;
         bool single_node;
-        bool api_ok;       /* WorkerToAPIConnectionStatus.Success */
+        bool api_ok; /* WorkerToAPIConnectionStatus.Success */
         char *api_message; /* WorkerToAPIConnectionStatus.Message; may be NULL */
 } K0sStatus;
 

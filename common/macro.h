@@ -27,17 +27,17 @@
 #define NSEC_PER_USEC UINT64_C(1000)
 
 /* Take ownership of a pointer or fd: the cleanup attribute then sees NULL / -1. */
-#define TAKE_PTR(p)                              \
-        ({                                       \
-                __typeof__(p) _ptr_ = (p);       \
-                (p) = NULL;                      \
-                _ptr_;                           \
+#define TAKE_PTR(p) \
+        ({ \
+                __typeof__(p) _ptr_ = (p); \
+                (p) = NULL; \
+                _ptr_; \
         })
-#define TAKE_FD(fd)                              \
-        ({                                       \
-                int _fd_ = (fd);                 \
-                (fd) = -1;                       \
-                _fd_;                            \
+#define TAKE_FD(fd) \
+        ({ \
+                int _fd_ = (fd); \
+                (fd) = -1; \
+                _fd_; \
         })
 
 static inline bool streq(const char *a, const char *b) {
@@ -79,9 +79,9 @@ static inline void strv_freep(char ***l) {
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 size_t strv_length(char *const *l);
-int strv_extend(char ***l, const char *value);  /* appends a copy; -ENOMEM */
-int strv_push(char ***l, char *value);          /* takes ownership on success */
-char **strv_copy(char *const *l);               /* NULL on OOM; NULL input -> empty vector */
+int strv_extend(char ***l, const char *value); /* appends a copy; -ENOMEM */
+int strv_push(char ***l, char *value); /* takes ownership on success */
+char **strv_copy(char *const *l); /* NULL on OOM; NULL input -> empty vector */
 bool strv_equal(char *const *a, char *const *b);
 bool strv_contains(char *const *l, const char *s);
 
@@ -97,8 +97,8 @@ int safe_atou(const char *s, unsigned *ret);
 int safe_atoi(const char *s, int *ret);
 
 /* Define a cleanup function for a library destructor that takes a pointer. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)            \
-        static inline void func##p(type *p) {              \
-                if (*p)                                    \
-                        func(*p);                          \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) { \
+                if (*p) \
+                        func(*p); \
         }

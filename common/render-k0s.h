@@ -13,7 +13,7 @@
 #define RENDER_K0S_MAX_BASE_SIZE (1024u * 1024u)
 
 typedef struct K0sFacts {
-        const char *ipv4;     /* required: the tailnet IPv4 */
+        const char *ipv4; /* required: the tailnet IPv4 */
         const char *dns_name; /* MagicDNS name, trailing dot already dropped; may be NULL */
 } K0sFacts;
 

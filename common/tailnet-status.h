@@ -42,12 +42,12 @@ typedef struct TailnetStatus {
         bool tun;
         BackendState backend_state;
         char *auth_url;
-        char *ipv4, *ipv6;  /* first IPv4 / IPv6 of TailscaleIPs (validated with inet_pton) */
+        char *ipv4, *ipv6; /* first IPv4 / IPv6 of TailscaleIPs (validated with inet_pton) */
         bool self_online;
-        char *dns_name;     /* Self.DNSName, trailing dot dropped; may be NULL */
+        char *dns_name; /* Self.DNSName, trailing dot dropped; may be NULL */
         char *host_name;
         char *magic_dns_suffix;
-        char **health;      /* NULL-terminated, never NULL */
+        char **health; /* NULL-terminated, never NULL */
         TailnetPeer *peers;
         size_t n_peers;
 } TailnetStatus;
@@ -63,9 +63,9 @@ typedef struct IpnBusNotify {
         bool has_state;
         BackendState state;
         bool has_self_change; /* SelfChange present and non-null */
-        bool has_netmap;      /* NetMap present and non-null */
+        bool has_netmap; /* NetMap present and non-null */
         bool has_prefs;
-        char *err_message;    /* ErrMessage, NULL if null/absent */
+        char *err_message; /* ErrMessage, NULL if null/absent */
         char *version;
 } IpnBusNotify;
 

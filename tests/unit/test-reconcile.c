@@ -53,7 +53,10 @@ static void add_registry(const char *name, const char *url1, const char *url2) {
 }
 
 static Plan *run(const NetState *n, const TailnetStatus *t, const K0sVersion *v) {
-        NodeFacts f = { .net = n, .tailnet = t, .k0s_version = v, .tailnet_error = "connect: No such file or directory" };
+        NodeFacts f = { .net = n,
+                        .tailnet = t,
+                        .k0s_version = v,
+                        .tailnet_error = "connect: No such file or directory" };
         Plan *p = NULL;
         ck_assert_int_eq(reconcile(cfg, &f, &p), 0);
         ck_assert_ptr_nonnull(p);
@@ -141,15 +144,17 @@ START_TEST(test_worker_run) {
         ck_assert(p->gate_open);
         ck_assert_int_eq(p->k0s, PLAN_K0S_RUN);
         ck_assert_str_eq(p->address, "100.64.0.10");
-        ck_assert_str_eq(argv_join(p), "/usr/local/bin/k0s worker --token-file=/etc/k0s/k0stoken "
-                                       "--kubelet-extra-args=--node-ip=100.64.0.10");
+        ck_assert_str_eq(argv_join(p),
+                         "/usr/local/bin/k0s worker --token-file=/etc/k0s/k0stoken "
+                         "--kubelet-extra-args=--node-ip=100.64.0.10");
         ck_assert_uint_eq(p->n_files, 2);
         ck_assert_str_eq(p->files[0].path,
                          "/etc/containerd/certs.d/registry.example.ts.net:5000/hosts.toml");
         ck_assert_str_eq(p->files[1].path, "/etc/k0s/containerd.d/registry.toml");
         ck_assert(strstr(p->files[1].contents, "version = 2\n"));
         ck_assert(strstr(p->files[1].contents, "io.containerd.grpc.v1.cri"));
-        ck_assert_str_eq(p->registry_dirs[0], "/etc/containerd/certs.d/registry.example.ts.net:5000");
+        ck_assert_str_eq(p->registry_dirs[0],
+                         "/etc/containerd/certs.d/registry.example.ts.net:5000");
         ck_assert_ptr_nonnull(p->spec.hash);
         ck_assert(strstr(p->status, "100.64.0.10"));
         plan_free(p);
@@ -195,7 +200,8 @@ START_TEST(test_roles) {
         cfg->role = K0S_ROLE_CONTROLLER;
         p = run(&net, &ts, &v135);
         ck_assert(p->gate_open);
-        ck_assert_str_eq(argv_join(p), "/usr/local/bin/k0s controller --config=/etc/k0s/k0s-tsagent.yaml");
+        ck_assert_str_eq(argv_join(p),
+                         "/usr/local/bin/k0s controller --config=/etc/k0s/k0s-tsagent.yaml");
         ck_assert_uint_eq(p->n_files, 1);
         ck_assert_str_eq(p->files[0].path, "/etc/k0s/k0s-tsagent.yaml");
         ck_assert(strstr(p->files[0].contents, "100.64.0.10"));
@@ -204,14 +210,16 @@ START_TEST(test_roles) {
 
         cfg->role = K0S_ROLE_CONTROLLER_WORKER;
         p = run(&net, &ts, &v135);
-        ck_assert_str_eq(argv_join(p), "/usr/local/bin/k0s controller --config=/etc/k0s/k0s-tsagent.yaml "
-                                       "--enable-worker --kubelet-extra-args=--node-ip=100.64.0.10");
+        ck_assert_str_eq(argv_join(p),
+                         "/usr/local/bin/k0s controller --config=/etc/k0s/k0s-tsagent.yaml "
+                         "--enable-worker --kubelet-extra-args=--node-ip=100.64.0.10");
         plan_free(p);
 
         cfg->role = K0S_ROLE_SINGLE;
         p = run(&net, &ts, &v135);
-        ck_assert_str_eq(argv_join(p), "/usr/local/bin/k0s controller --config=/etc/k0s/k0s-tsagent.yaml "
-                                       "--single --kubelet-extra-args=--node-ip=100.64.0.10");
+        ck_assert_str_eq(argv_join(p),
+                         "/usr/local/bin/k0s controller --config=/etc/k0s/k0s-tsagent.yaml "
+                         "--single --kubelet-extra-args=--node-ip=100.64.0.10");
         plan_free(p);
 }
 END_TEST
@@ -219,7 +227,10 @@ END_TEST
 START_TEST(test_bad_base_config) {
         cfg->role = K0S_ROLE_CONTROLLER;
         const char *base = "spec:\n  api: [1, 2\n";
-        NodeFacts f = { .net = &net, .tailnet = &ts, .k0s_version = &v135, .base_k0s_yaml = base,
+        NodeFacts f = { .net = &net,
+                        .tailnet = &ts,
+                        .k0s_version = &v135,
+                        .base_k0s_yaml = base,
                         .base_k0s_yaml_len = strlen(base) };
         Plan *p = NULL;
         ck_assert_int_eq(reconcile(cfg, &f, &p), 0);
@@ -239,9 +250,10 @@ START_TEST(test_kubelet_args_merge) {
         strv_extend(&cfg->k0s_args, "--kubelet-extra-args");
         strv_extend(&cfg->k0s_args, "--v=2");
         Plan *p = run(&net, &ts, &v135);
-        ck_assert_str_eq(argv_join(p), "/usr/local/bin/k0s worker --token-file=/etc/k0s/k0stoken "
-                                       "--kubelet-extra-args=--node-ip=100.64.0.10 --max-pods=50 --v=2 "
-                                       "--debug");
+        ck_assert_str_eq(argv_join(p),
+                         "/usr/local/bin/k0s worker --token-file=/etc/k0s/k0stoken "
+                         "--kubelet-extra-args=--node-ip=100.64.0.10 --max-pods=50 --v=2 "
+                         "--debug");
         plan_free(p);
 }
 END_TEST
@@ -275,8 +287,8 @@ START_TEST(test_hash) {
         plan_free(a);
         plan_free(b);
 
-        char *h1 = reconcile_spec_hash((char *[]) { (char *) "a", (char *) "b", NULL }, NULL, NULL);
-        char *h2 = reconcile_spec_hash((char *[]) { (char *) "ab", NULL }, NULL, NULL);
+        char *h1 = reconcile_spec_hash((char *[]){ (char *) "a", (char *) "b", NULL }, NULL, NULL);
+        char *h2 = reconcile_spec_hash((char *[]){ (char *) "ab", NULL }, NULL, NULL);
         ck_assert_str_ne(h1, h2); /* element boundaries count */
         ck_assert_uint_eq(strlen(h1), 16);
         free(h1);
@@ -286,8 +298,12 @@ END_TEST
 
 START_TEST(test_endpoint_order) {
         TailnetPeer peers[2] = {
-                { .dns_name = (char *) "reg-a.tail1234.ts.net", .ipv4 = (char *) "100.64.1.1", .online = false },
-                { .dns_name = (char *) "reg-b.tail1234.ts.net", .ipv4 = (char *) "100.64.1.2", .online = true },
+                { .dns_name = (char *) "reg-a.tail1234.ts.net",
+                  .ipv4 = (char *) "100.64.1.1",
+                  .online = false },
+                { .dns_name = (char *) "reg-b.tail1234.ts.net",
+                  .ipv4 = (char *) "100.64.1.2",
+                  .online = true },
         };
         TailnetStatus t = ts;
         t.peers = peers;
