@@ -1,1 +1,1582 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The agent's configuration file: YAML bytes -> a small node tree (libyaml event API) -> the
+ * plain AgentConfig struct (table-driven, one parser per value type) -> cross-field validation.
+ * Owns defaults, durations, registry-name grammar and every "FILE:LINE:COLUMN: message" error.
+ * Does not decide anything from the values (reconcile does) and never logs.
+ */
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "k0s-version.h"
+
+/* Far more than any real config needs; bounds recursion on hostile input. */
+#define NODE_DEPTH_MAX 64U
+
+static const char *const k0s_role_table[_K0S_ROLE_MAX] = {
+        [K0S_ROLE_WORKER] = "worker",
+        [K0S_ROLE_CONTROLLER] = "controller",
+        [K0S_ROLE_CONTROLLER_WORKER] = "controller+worker",
+        [K0S_ROLE_SINGLE] = "single",
+};
+
+const char *k0s_role_to_string(K0sRole r) {
+        if (r < 0 || r >= _K0S_ROLE_MAX)
+                return NULL;
+        return k0s_role_table[r];
+}
+
+K0sRole k0s_role_from_string(const char *s) {
+        if (!s)
+                return _K0S_ROLE_INVALID;
+        for (K0sRole r = 0; r < _K0S_ROLE_MAX; r++)
+                if (streq(k0s_role_table[r], s))
+                        return r;
+        return _K0S_ROLE_INVALID;
+}
+
+bool k0s_role_is_controller(K0sRole r) {
+        return r == K0S_ROLE_CONTROLLER || r == K0S_ROLE_CONTROLLER_WORKER || r == K0S_ROLE_SINGLE;
+}
+
+bool k0s_role_runs_kubelet(K0sRole r) {
+        return r == K0S_ROLE_WORKER || r == K0S_ROLE_CONTROLLER_WORKER || r == K0S_ROLE_SINGLE;
+}
+
+/* ---- durations ------------------------------------------------------------------------- */
+
+static const struct {
+        const char *suffix;
+        uint64_t usec;
+} duration_units[] = {
+        /* "ms" and "us" before "m" and "s": the longest suffix wins. */
+        { "ms", USEC_PER_MSEC },    { "us", 1 },           { "h", 3600 * USEC_PER_SEC },
+        { "m", 60 * USEC_PER_SEC }, { "s", USEC_PER_SEC },
+};
+
+/* parse_duration() with a reason for the error message. */
+static int parse_duration_reason(const char *s, uint64_t *ret_usec, const char **ret_reason) {
+        uint64_t total = 0;
+        const char *p = s;
+        bool all_digits = true;
+
+        if (isempty(s)) {
+                *ret_reason = "empty";
+                return -EINVAL;
+        }
+        if (*s == '-') {
+                *ret_reason = "negative durations are not allowed";
+                return -EINVAL;
+        }
+        for (const char *q = s; *q; q++)
+                if (*q < '0' || *q > '9')
+                        all_digits = false;
+        if (all_digits) {
+                /* A bare number is refused so "settle: 10" cannot silently mean 10us or 10s;
+                 * zero is zero in every unit. */
+                for (const char *q = s; *q; q++)
+                        if (*q != '0') {
+                                *ret_reason = "missing unit (e.g. 10s)";
+                                return -EINVAL;
+                        }
+                *ret_usec = 0;
+                return 0;
+        }
+
+        while (*p) {
+                uint64_t n = 0, mult = 0;
+
+                if (*p < '0' || *p > '9') {
+                        *ret_reason = "expected a number";
+                        return -EINVAL;
+                }
+                for (; *p >= '0' && *p <= '9'; p++) {
+                        uint64_t d = (uint64_t) (*p - '0');
+
+                        if (n > (UINT64_MAX - d) / 10) {
+                                *ret_reason = "out of range";
+                                return -ERANGE;
+                        }
+                        n = n * 10 + d;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(duration_units); i++)
+                        if (startswith(p, duration_units[i].suffix)) {
+                                mult = duration_units[i].usec;
+                                p += strlen(duration_units[i].suffix);
+                                break;
+                        }
+                if (mult == 0) {
+                        *ret_reason = *p ? "unknown unit (use h, m, s, ms or us)"
+                                         : "missing unit (e.g. 10s)";
+                        return -EINVAL;
+                }
+                if (n > UINT64_MAX / mult || total > UINT64_MAX - n * mult) {
+                        *ret_reason = "out of range";
+                        return -ERANGE;
+                }
+                total += n * mult;
+        }
+
+        *ret_usec = total;
+        return 0;
+}
+
+int parse_duration(const char *s, uint64_t *ret_usec) {
+        const char *reason;
+        uint64_t v;
+        int r;
+
+        r = parse_duration_reason(s, &v, &reason);
+        if (r < 0)
+                return r;
+        *ret_usec = v;
+        return 0;
+}
+
+const char *format_duration(char *buf, size_t n, uint64_t usec) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                { "h", 3600 * USEC_PER_SEC },
+                { "m", 60 * USEC_PER_SEC },
+                { "s", USEC_PER_SEC },
+                { "ms", USEC_PER_MSEC },
+                { "us", 1 },
+        };
+        size_t used = 0;
+
+        if (!buf || n == 0)
+                return NULL;
+        if (usec == 0) {
+                snprintf(buf, n, "0");
+                return buf;
+        }
+
+        buf[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(units) && usec > 0; i++) {
+                uint64_t k = usec / units[i].usec;
+                int w;
+
+                if (k == 0)
+                        continue;
+                usec -= k * units[i].usec;
+                w = snprintf(buf + used, n - used, "%" PRIu64 "%s", k, units[i].suffix);
+                if (w < 0 || (size_t) w >= n - used)
+                        break; /* truncated, still NUL-terminated */
+                used += (size_t) w;
+        }
+        return buf;
+}
+
+/* ---- registry names -------------------------------------------------------------------- */
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(char c) {
+        return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* 1-65535, digits only, no sign, no leading zero (the name must match image references
+ * byte for byte, and containerd's directory lookup does not normalise ports). */
+static bool port_is_valid(const char *s, size_t n) {
+        unsigned v = 0;
+
+        if (n == 0 || n > 5 || s[0] == '0')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (!is_digit(s[i]))
+                        return false;
+                v = v * 10 + (unsigned) (s[i] - '0');
+        }
+        return v >= 1 && v <= 65535;
+}
+
+/* DNS name: labels of [A-Za-z0-9-] (1-63), not starting or ending with '-'. A last label of
+ * only digits is not a host name (RFC 3696 §2), so such a name must be a dotted quad. */
+static bool host_is_valid(const char *s, size_t n) {
+        char ip[INET_ADDRSTRLEN];
+        size_t label = 0;
+        bool label_numeric = true;
+
+        if (n == 0)
+                return false;
+        for (size_t i = 0; i <= n; i++) {
+                char c = i < n ? s[i] : '.';
+
+                if (c == '.') {
+                        if (label == 0 || label > 63 || s[i - 1] == '-')
+                                return false;
+                        if (i == n)
+                                break;
+                        label = 0;
+                        label_numeric = true;
+                        continue;
+                }
+                if (!is_alnum(c) && c != '-')
+                        return false;
+                if (label == 0 && c == '-')
+                        return false;
+                if (!is_digit(c))
+                        label_numeric = false;
+                label++;
+        }
+        if (!label_numeric)
+                return true;
+
+        if (n >= sizeof(ip))
+                return false;
+        memcpy(ip, s, n);
+        ip[n] = 0;
+        struct in_addr a;
+        return inet_pton(AF_INET, ip, &a) == 1;
+}
+
+bool registry_name_is_valid(const char *name) {
+        const char *colon;
+        size_t n;
+
+        if (!name)
+                return false;
+        n = strlen(name);
+        if (n == 0 || n > 253)
+                return false;
+
+        if (name[0] == '[') {
+                char ip[INET6_ADDRSTRLEN];
+                struct in6_addr a;
+                const char *end = strchr(name, ']');
+                size_t len;
+
+                if (!end)
+                        return false;
+                len = (size_t) (end - name - 1);
+                if (len == 0 || len >= sizeof(ip))
+                        return false;
+                memcpy(ip, name + 1, len);
+                ip[len] = 0;
+                if (inet_pton(AF_INET6, ip, &a) != 1)
+                        return false;
+                if (end[1] == 0)
+                        return true;
+                return end[1] == ':' && port_is_valid(end + 2, strlen(end + 2));
+        }
+
+        colon = strchr(name, ':');
+        if (!colon)
+                return host_is_valid(name, n);
+        return host_is_valid(name, (size_t) (colon - name)) &&
+                port_is_valid(colon + 1, strlen(colon + 1));
+}
+
+/* ---- registries ------------------------------------------------------------------------ */
+
+static void endpoint_done(RegistryEndpoint *e) {
+        free(e->url);
+        free(e->ca);
+        *e = (RegistryEndpoint){};
+}
+
+void registry_done(Registry *r) {
+        if (!r)
+                return;
+        free(r->name);
+        for (size_t i = 0; i < r->n_endpoints; i++)
+                endpoint_done(&r->endpoints[i]);
+        free(r->endpoints);
+        *r = (Registry){};
+}
+
+static int strdup_or_null(const char *s, char **ret) {
+        char *c = NULL;
+
+        if (s) {
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+int registry_copy(const Registry *src, Registry *dst) {
+        Registry r = {};
+
+        if (!src || !dst)
+                return -EINVAL;
+        if (strdup_or_null(src->name, &r.name) < 0)
+                goto oom;
+        if (src->n_endpoints > 0) {
+                r.endpoints = calloc(src->n_endpoints, sizeof(RegistryEndpoint));
+                if (!r.endpoints)
+                        goto oom;
+        }
+        for (size_t i = 0; i < src->n_endpoints; i++) {
+                RegistryEndpoint *e = &r.endpoints[i];
+
+                r.n_endpoints++; /* counted before filling, so registry_done() frees partial */
+                e->skip_verify = src->endpoints[i].skip_verify;
+                if (strdup_or_null(src->endpoints[i].url, &e->url) < 0 ||
+                    strdup_or_null(src->endpoints[i].ca, &e->ca) < 0)
+                        goto oom;
+        }
+        *dst = r;
+        return 0;
+oom:
+        registry_done(&r);
+        return -ENOMEM;
+}
+
+/* ---- defaults -------------------------------------------------------------------------- */
+
+AgentConfig *config_free(AgentConfig *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->interface);
+        free(c->tailscale_socket);
+        free(c->k0s_binary);
+        free(c->k0s_version);
+        free(c->k0s_token_file);
+        free(c->k0s_base_config);
+        free(c->k0s_config);
+        strv_free(c->k0s_args);
+        strv_free(c->k0s_env);
+        free(c->k0s_status_socket);
+        free(c->containerd_dropin);
+        free(c->containerd_certs_dir);
+        for (size_t i = 0; i < c->n_registries; i++)
+                registry_done(&c->registries[i]);
+        free(c->registries);
+        free(c->calico_mark_mask);
+        free(c->state_dir);
+        free(c);
+        return NULL;
+}
+
+int config_new_default(AgentConfig **ret) {
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+
+        c = calloc(1, sizeof(AgentConfig));
+        if (!c)
+                return -ENOMEM;
+
+        c->role = K0S_ROLE_WORKER;
+        c->require_running = true;
+        c->peer_refresh_usec = 60 * USEC_PER_SEC;
+        c->calico_mtu = 1230;
+        c->health_interval_usec = 30 * USEC_PER_SEC;
+        c->health_timeout_usec = 5 * USEC_PER_SEC;
+        c->settle_usec = 10 * USEC_PER_SEC;
+        c->restart_backoff_min_usec = 1 * USEC_PER_SEC;
+        c->restart_backoff_max_usec = 60 * USEC_PER_SEC;
+        c->stable_usec = 120 * USEC_PER_SEC;
+        c->stop_timeout_usec = 90 * USEC_PER_SEC;
+
+        c->interface = strdup("tailscale0");
+        c->tailscale_socket = strdup("/run/tailscale/tailscaled.sock");
+        c->k0s_binary = strdup("/usr/local/bin/k0s");
+        c->k0s_version = strdup("auto");
+        c->k0s_token_file = strdup("/etc/k0s/k0stoken");
+        c->k0s_base_config = strdup("/etc/k0s/k0s.yaml");
+        c->k0s_config = strdup("/etc/k0s/k0s-tsagent.yaml");
+        c->k0s_args = calloc(1, sizeof(char *));
+        c->k0s_env = calloc(1, sizeof(char *));
+        c->k0s_status_socket = strdup("/run/k0s/status.sock");
+        c->containerd_dropin = strdup("/etc/k0s/containerd.d/registry.toml");
+        c->containerd_certs_dir = strdup("/etc/containerd/certs.d");
+        c->calico_mark_mask = strdup("0xff00ff00");
+        c->state_dir = strdup("/run/k0s-tsagent");
+        if (!c->interface || !c->tailscale_socket || !c->k0s_binary || !c->k0s_version ||
+            !c->k0s_token_file || !c->k0s_base_config || !c->k0s_config || !c->k0s_args ||
+            !c->k0s_env || !c->k0s_status_socket || !c->containerd_dropin ||
+            !c->containerd_certs_dir || !c->calico_mark_mask || !c->state_dir)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* ---- YAML -> node tree ------------------------------------------------------------------ */
+
+typedef enum NodeType {
+        NODE_SCALAR,
+        NODE_SEQUENCE,
+        NODE_MAPPING,
+} NodeType;
+
+typedef struct Node {
+        NodeType type;
+        unsigned line, column; /* 1-based */
+        char *value; /* scalar: the bytes, NUL-terminated (may hold a NUL: length) */
+        size_t length;
+        bool plain; /* scalar written without quotes: may be a YAML null */
+        struct Node **items; /* sequence: items; mapping: key, value, key, value, ... */
+        size_t n_items, n_allocated;
+} Node;
+
+static Node *node_free(Node *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_items; i++)
+                node_free(n->items[i]);
+        free(n->items);
+        free(n->value);
+        free(n);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Node *, node_free);
+
+static const char *node_type_to_string(const Node *n) {
+        switch (n->type) {
+        case NODE_SCALAR:
+                return "a scalar";
+        case NODE_SEQUENCE:
+                return "a sequence";
+        case NODE_MAPPING:
+                return "a mapping";
+        }
+        return "?";
+}
+
+static bool node_is_null(const Node *n) {
+        return n->type == NODE_SCALAR && n->plain &&
+                (n->length == 0 || streq(n->value, "~") || streq(n->value, "null") ||
+                 streq(n->value, "Null") || streq(n->value, "NULL"));
+}
+
+/* Mapping lookups for positions in error messages; keys are unique by then. */
+static const Node *node_get_key(const Node *map, const char *key) {
+        if (!map || map->type != NODE_MAPPING)
+                return NULL;
+        for (size_t i = 0; i + 1 < map->n_items; i += 2)
+                if (map->items[i]->type == NODE_SCALAR && streq(map->items[i]->value, key))
+                        return map->items[i];
+        return NULL;
+}
+
+static const Node *node_get(const Node *map, const char *key) {
+        if (!map || map->type != NODE_MAPPING)
+                return NULL;
+        for (size_t i = 0; i + 1 < map->n_items; i += 2)
+                if (map->items[i]->type == NODE_SCALAR && streq(map->items[i]->value, key))
+                        return map->items[i + 1];
+        return NULL;
+}
+
+static const Node *node_item(const Node *seq, size_t i) {
+        if (!seq || seq->type != NODE_SEQUENCE || i >= seq->n_items)
+                return NULL;
+        return seq->items[i];
+}
+
+typedef struct Ctx {
+        const char *filename;
+        const unsigned char *data;
+        size_t size;
+        yaml_parser_t parser;
+        char *error; /* the first error, "FILE:LINE:COLUMN: message" */
+} Ctx;
+
+static int ctx_error_at(Ctx *ctx, unsigned line, unsigned column, const char *fmt, ...)
+        _printf_(4, 5);
+
+static int ctx_error_at(Ctx *ctx, unsigned line, unsigned column, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        if (ctx->error)
+                return -EINVAL;
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                msg = NULL;
+                return -ENOMEM;
+        }
+        ctx->error = strdup_printf("%s:%u:%u: %s", ctx->filename, line, column, msg);
+        if (!ctx->error)
+                return -ENOMEM;
+        return -EINVAL;
+}
+
+/* Errors point at a node; a missing node (cannot happen for a tree that parsed) means 1:1. */
+#define ctx_error(ctx, node, ...) \
+        ctx_error_at((ctx), (node) ? (node)->line : 1, (node) ? (node)->column : 1, __VA_ARGS__)
+
+/* Line and column of a byte offset, for errors libyaml reports without a mark. */
+static void ctx_offset_to_position(const Ctx *ctx, size_t offset, unsigned *ret_line,
+                                   unsigned *ret_column) {
+        unsigned line = 1, column = 1;
+
+        for (size_t i = 0; i < offset && i < ctx->size; i++) {
+                if (ctx->data[i] == '\n') {
+                        line++;
+                        column = 1;
+                } else
+                        column++;
+        }
+        *ret_line = line;
+        *ret_column = column;
+}
+
+static int ctx_yaml_error(Ctx *ctx) {
+        const yaml_parser_t *p = &ctx->parser;
+        unsigned line, column;
+
+        switch (p->error) {
+        case YAML_MEMORY_ERROR:
+                return -ENOMEM;
+        case YAML_READER_ERROR:
+                ctx_offset_to_position(ctx, p->problem_offset, &line, &column);
+                return ctx_error_at(ctx, line, column, "YAML syntax error: %s",
+                                    p->problem ?: "unreadable input");
+        case YAML_NO_ERROR:
+        case YAML_SCANNER_ERROR:
+        case YAML_PARSER_ERROR:
+        case YAML_COMPOSER_ERROR:
+        case YAML_WRITER_ERROR:
+        case YAML_EMITTER_ERROR:
+                break;
+        }
+        line = (unsigned) MIN(p->problem_mark.line, (size_t) UINT_MAX - 1) + 1;
+        column = (unsigned) MIN(p->problem_mark.column, (size_t) UINT_MAX - 1) + 1;
+        if (p->context)
+                return ctx_error_at(ctx, line, column, "YAML syntax error: %s (%s)",
+                                    p->problem ?: "invalid YAML", p->context);
+        return ctx_error_at(ctx, line, column, "YAML syntax error: %s",
+                            p->problem ?: "invalid YAML");
+}
+
+static void yaml_event_deletep(yaml_event_t *e) {
+        yaml_event_delete(e);
+}
+
+static int ctx_next_event(Ctx *ctx, yaml_event_t *ret) {
+        if (!yaml_parser_parse(&ctx->parser, ret)) {
+                *ret = (yaml_event_t){};
+                return ctx_yaml_error(ctx);
+        }
+        return 0;
+}
+
+static int node_append(Node *parent, Node *child) {
+        if (parent->n_items == parent->n_allocated) {
+                size_t n = parent->n_allocated == 0 ? 8 : parent->n_allocated * 2;
+                Node **items = reallocarray(parent->items, n, sizeof(Node *));
+
+                if (!items)
+                        return -ENOMEM;
+                parent->items = items;
+                parent->n_allocated = n;
+        }
+        parent->items[parent->n_items++] = child;
+        return 0;
+}
+
+/* Builds the node that starts with event ev (already read), reading until its end. */
+static int node_build(Ctx *ctx, const yaml_event_t *ev, unsigned depth, Node **ret) {
+        _cleanup_(node_freep) Node *n = NULL;
+        yaml_event_type_t end = YAML_NO_EVENT;
+        int r;
+
+        if (ev->type == YAML_ALIAS_EVENT)
+                /* Aliases buy a config file nothing and make exponential expansion possible. */
+                return ctx_error_at(ctx, (unsigned) ev->start_mark.line + 1,
+                                    (unsigned) ev->start_mark.column + 1,
+                                    "YAML aliases are not supported");
+        if (depth >= NODE_DEPTH_MAX)
+                return ctx_error_at(ctx, (unsigned) ev->start_mark.line + 1,
+                                    (unsigned) ev->start_mark.column + 1,
+                                    "nesting too deep (limit %u)", NODE_DEPTH_MAX);
+
+        n = calloc(1, sizeof(Node));
+        if (!n)
+                return -ENOMEM;
+        n->line = (unsigned) ev->start_mark.line + 1;
+        n->column = (unsigned) ev->start_mark.column + 1;
+
+        switch (ev->type) {
+        case YAML_SCALAR_EVENT:
+                n->type = NODE_SCALAR;
+                n->length = ev->data.scalar.length;
+                n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+                n->value = malloc(n->length + 1);
+                if (!n->value)
+                        return -ENOMEM;
+                memcpy(n->value, ev->data.scalar.value, n->length);
+                n->value[n->length] = 0;
+                *ret = TAKE_PTR(n);
+                return 0;
+        case YAML_SEQUENCE_START_EVENT:
+                n->type = NODE_SEQUENCE;
+                end = YAML_SEQUENCE_END_EVENT;
+                break;
+        case YAML_MAPPING_START_EVENT:
+                n->type = NODE_MAPPING;
+                end = YAML_MAPPING_END_EVENT;
+                break;
+        case YAML_NO_EVENT:
+        case YAML_STREAM_START_EVENT:
+        case YAML_STREAM_END_EVENT:
+        case YAML_DOCUMENT_START_EVENT:
+        case YAML_DOCUMENT_END_EVENT:
+        case YAML_ALIAS_EVENT:
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+                return ctx_error_at(ctx, n->line, n->column, "unexpected YAML event");
+        }
+
+        for (;;) {
+                _cleanup_(yaml_event_deletep) yaml_event_t child_ev = {};
+                Node *child = NULL;
+
+                r = ctx_next_event(ctx, &child_ev);
+                if (r < 0)
+                        return r;
+                if (child_ev.type == end)
+                        break;
+                r = node_build(ctx, &child_ev, depth + 1, &child);
+                if (r < 0)
+                        return r;
+                r = node_append(n, child);
+                if (r < 0) {
+                        node_free(child);
+                        return r;
+                }
+        }
+
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+/* The one document of the stream, or NULL for an empty stream or a null document. */
+static int ctx_load(Ctx *ctx, Node **ret) {
+        _cleanup_(node_freep) Node *root = NULL;
+        int r;
+
+        for (;;) {
+                _cleanup_(yaml_event_deletep) yaml_event_t ev = {};
+
+                r = ctx_next_event(ctx, &ev);
+                if (r < 0)
+                        return r;
+                switch (ev.type) {
+                case YAML_STREAM_START_EVENT:
+                case YAML_DOCUMENT_END_EVENT:
+                        break;
+                case YAML_STREAM_END_EVENT:
+                        if (root && node_is_null(root))
+                                root = node_free(root);
+                        *ret = TAKE_PTR(root);
+                        return 0;
+                case YAML_DOCUMENT_START_EVENT:
+                        if (root)
+                                return ctx_error_at(ctx, (unsigned) ev.start_mark.line + 1,
+                                                    (unsigned) ev.start_mark.column + 1,
+                                                    "only one YAML document is allowed");
+                        break;
+                case YAML_ALIAS_EVENT:
+                case YAML_SCALAR_EVENT:
+                case YAML_SEQUENCE_START_EVENT:
+                case YAML_MAPPING_START_EVENT:
+                        r = node_build(ctx, &ev, 0, &root);
+                        if (r < 0)
+                                return r;
+                        break;
+                case YAML_NO_EVENT:
+                case YAML_SEQUENCE_END_EVENT:
+                case YAML_MAPPING_END_EVENT:
+                        return ctx_error_at(ctx, (unsigned) ev.start_mark.line + 1,
+                                            (unsigned) ev.start_mark.column + 1,
+                                            "unexpected YAML event");
+                }
+        }
+}
+
+/* ---- node tree -> AgentConfig: one parser per value type, driven by key tables ------------ */
+
+typedef int (*ConfigParseFn)(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                             void *field, const void *arg);
+
+typedef struct ConfigKey {
+        const char *name;
+        ConfigParseFn parse;
+        size_t offset; /* of the field in the struct the table describes */
+        const void *arg;
+} ConfigKey;
+
+typedef struct ConfigTable {
+        const ConfigKey *keys;
+        size_t n_keys;
+} ConfigTable;
+
+static int parse_table(Ctx *ctx, const char *path, const Node *map, const ConfigTable *t,
+                       void *base);
+
+static int expect_type(Ctx *ctx, const char *path, const Node *value, NodeType type,
+                       const char *what) {
+        if (value->type != type)
+                return ctx_error(ctx, value, "'%s' must be %s, not %s", path, what,
+                                 node_type_to_string(value));
+        return 0;
+}
+
+/* A non-empty string scalar without NUL bytes. */
+static int get_string(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                      const char **ret) {
+        int r;
+
+        r = expect_type(ctx, path, value, NODE_SCALAR, "a string");
+        if (r < 0)
+                return r;
+        if (node_is_null(value) || value->length == 0)
+                return ctx_error(ctx, key, "'%s' needs a value", path);
+        if (strlen(value->value) != value->length)
+                return ctx_error(ctx, value, "'%s' contains a NUL byte", path);
+        *ret = value->value;
+        return 0;
+}
+
+static int set_string(char **field, const char *s) {
+        char *c = strdup(s);
+        if (!c)
+                return -ENOMEM;
+        free(*field);
+        *field = c;
+        return 0;
+}
+
+static bool has_control_bytes(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/* arg non-NULL: the key may be null, which leaves the path unset (NULL). */
+static int parse_path(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                      const void *arg) {
+        const char *s;
+        int r;
+
+        if (arg && node_is_null(value)) {
+                char **p = field;
+                free(*p);
+                *p = NULL;
+                return 0;
+        }
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (s[0] != '/')
+                return ctx_error(ctx, value, "'%s' must be an absolute path, not '%s'", path, s);
+        /* Paths end up in TOML and YAML files the agent renders; keep them plain. */
+        if (has_control_bytes(s) || strpbrk(s, "\"\\"))
+                return ctx_error(ctx, value,
+                                 "'%s' must not contain control characters, quotes or backslashes",
+                                 path);
+        if (strlen(s) >= PATH_MAX)
+                return ctx_error(ctx, value, "'%s' is longer than %d bytes", path, PATH_MAX - 1);
+        return set_string(field, s);
+}
+
+static int parse_bool(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                      const void *arg) {
+        static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES" };
+        static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO" };
+        bool *b = field;
+        int r;
+
+        r = expect_type(ctx, path, value, NODE_SCALAR, "a boolean");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (streq(value->value, yes[i])) {
+                        *b = true;
+                        return 0;
+                }
+                if (streq(value->value, no[i])) {
+                        *b = false;
+                        return 0;
+                }
+        }
+        return ctx_error(ctx, value, "'%s' must be a boolean (true/false/yes/no), not '%s'", path,
+                         value->value);
+}
+
+static int parse_duration_value(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                                uint64_t *ret) {
+        const char *s, *reason = "invalid";
+        int r;
+
+        r = expect_type(ctx, path, value, NODE_SCALAR, "a duration");
+        if (r < 0)
+                return r;
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        r = parse_duration_reason(s, ret, &reason);
+        if (r < 0)
+                return ctx_error(ctx, value, "invalid duration '%s' for '%s': %s", s, path, reason);
+        return 0;
+}
+
+static int parse_duration_key(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                              void *field, const void *arg) {
+        return parse_duration_value(ctx, path, key, value, field);
+}
+
+static int parse_role(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                      const void *arg) {
+        K0sRole *role = field, v;
+        const char *s;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        v = k0s_role_from_string(s);
+        if (v < 0)
+                return ctx_error(ctx, value,
+                                 "invalid role '%s': expected worker, controller, "
+                                 "controller+worker or single",
+                                 s);
+        *role = v;
+        return 0;
+}
+
+/* What the kernel's dev_valid_name() accepts, minus non-ASCII: the name goes into Calico's
+ * "interface=" autodetection regex and into log lines. */
+static bool interface_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= IFNAMSIZ || streq(s, ".") || streq(s, ".."))
+                return false;
+        for (; *s; s++)
+                if ((unsigned char) *s <= 0x20 || (unsigned char) *s >= 0x7f || *s == '/' ||
+                    *s == ':')
+                        return false;
+        return true;
+}
+
+static int parse_interface(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                           void *field, const void *arg) {
+        const char *s;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!interface_name_is_valid(s))
+                return ctx_error(ctx, value,
+                                 "invalid interface name '%s': 1-%d printable characters, "
+                                 "no '/', ':' or whitespace",
+                                 s, IFNAMSIZ - 1);
+        return set_string(field, s);
+}
+
+static int parse_k0s_version(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                             void *field, const void *arg) {
+        K0sVersion v;
+        const char *s;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!streq(s, "auto") && k0s_version_parse(s, &v) < 0)
+                return ctx_error(ctx, value,
+                                 "invalid k0s version '%s' for '%s': expected 'auto' or a "
+                                 "version like v1.35.7+k0s.0",
+                                 s, path);
+        return set_string(field, s);
+}
+
+static int parse_mtu(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                     const void *arg) {
+        unsigned *mtu = field, v;
+        const char *s;
+        int r;
+
+        r = expect_type(ctx, path, value, NODE_SCALAR, "an integer");
+        if (r < 0)
+                return r;
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (safe_atou(s, &v) < 0 || (v != 0 && (v < 576 || v > 9000)))
+                return ctx_error(ctx, value, "'%s' must be 0 or between 576 and 9000, not '%s'",
+                                 path, s);
+        *mtu = v;
+        return 0;
+}
+
+static int parse_mark_mask(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                           void *field, const void *arg) {
+        const char *s;
+        size_t n;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        n = strlen(s);
+        if (n < 3 || n > 10 || !startswith(s, "0x") ||
+            strspn(s + 2, "0123456789abcdefABCDEF") != n - 2)
+                return ctx_error(ctx, value,
+                                 "invalid mark mask '%s' for '%s': expected 0x and 1 to 8 hex "
+                                 "digits, e.g. \"0xff00ff00\"",
+                                 s, path);
+        return set_string(field, s);
+}
+
+/* "args:" or "env:" with nothing under it: an empty vector (the fields are never NULL). */
+static int strv_set_empty(char ***field) {
+        char **l = calloc(1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        strv_free(*field);
+        *field = l;
+        return 0;
+}
+
+static int parse_strv(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                      const void *arg) {
+        _cleanup_strv_free_ char **l = NULL;
+        char ***ret = field;
+        int r;
+
+        if (node_is_null(value))
+                return strv_set_empty(ret);
+        r = expect_type(ctx, path, value, NODE_SEQUENCE, "a sequence of strings");
+        if (r < 0)
+                return r;
+        /* Sized up front: strv_extend() per item would be quadratic. */
+        l = calloc(value->n_items + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < value->n_items; i++) {
+                const Node *item = value->items[i];
+                char p[256];
+                const char *s;
+
+                snprintf(p, sizeof(p), "%s[%zu]", path, i);
+                r = get_string(ctx, p, item, item, &s);
+                if (r < 0)
+                        return r;
+                l[i] = strdup(s);
+                if (!l[i])
+                        return -ENOMEM;
+        }
+        strv_free(*ret);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int strcmp_indirect(const void *a, const void *b, void *userdata) {
+        const char *const *names = userdata;
+        size_t i = *(const size_t *) a, j = *(const size_t *) b;
+        int r = strcmp(names[i], names[j]);
+
+        if (r != 0)
+                return r;
+        return i < j ? -1 : i > j ? 1 : 0;
+}
+
+/* Finds the first name (in order) that equals an earlier one, in O(n log n) so a hostile file
+ * with 100k keys cannot stall a reload. Returns 1 and both indexes, or 0 if all differ. */
+static int find_duplicate(const char *const *names, size_t n, size_t *ret_dup, size_t *ret_first) {
+        _cleanup_free_ size_t *idx = NULL;
+        size_t dup = SIZE_MAX, first = 0, group = 0;
+
+        if (n < 2)
+                return 0;
+        idx = calloc(n, sizeof(size_t));
+        if (!idx)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                idx[i] = i;
+        /* sorted by name, then by position: a group of equal names starts with its first */
+        qsort_r(idx, n, sizeof(size_t), strcmp_indirect, (void *) names);
+        for (size_t k = 1; k < n; k++) {
+                if (!streq(names[idx[k]], names[idx[k - 1]])) {
+                        group = k;
+                        continue;
+                }
+                if (idx[k] < dup) {
+                        dup = idx[k];
+                        first = idx[group];
+                }
+        }
+        if (dup == SIZE_MAX)
+                return 0;
+        *ret_dup = dup;
+        *ret_first = first;
+        return 1;
+}
+
+static bool env_name_is_valid(const char *s) {
+        if (!(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+                return false;
+        for (s++; *s; s++)
+                if (!is_alnum(*s) && *s != '_')
+                        return false;
+        return true;
+}
+
+static int parse_env(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                     const void *arg) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ const char **names = NULL;
+        char ***ret = field;
+        size_t n, dup, first;
+        int r;
+
+        if (node_is_null(value))
+                return strv_set_empty(ret);
+        r = expect_type(ctx, path, value, NODE_MAPPING, "a mapping of NAME: value");
+        if (r < 0)
+                return r;
+        n = value->n_items / 2;
+        /* Sized up front: strv_push() per entry would be quadratic. */
+        l = calloc(n + 1, sizeof(char *));
+        names = calloc(n + 1, sizeof(char *));
+        if (!l || !names)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const Node *k = value->items[2 * i], *v = value->items[2 * i + 1];
+                const char *val = "";
+                char p[256];
+
+                if (k->type != NODE_SCALAR || strlen(k->value) != k->length ||
+                    !env_name_is_valid(k->value))
+                        return ctx_error(ctx, k,
+                                         "invalid environment variable name in '%s': expected "
+                                         "[A-Za-z_][A-Za-z0-9_]*",
+                                         path);
+                snprintf(p, sizeof(p), "%s.%s", path, k->value);
+                r = expect_type(ctx, p, v, NODE_SCALAR, "a string");
+                if (r < 0)
+                        return r;
+                if (!node_is_null(v)) {
+                        if (strlen(v->value) != v->length)
+                                return ctx_error(ctx, v, "'%s' contains a NUL byte", p);
+                        val = v->value;
+                }
+                l[i] = strdup_printf("%s=%s", k->value, val);
+                if (!l[i])
+                        return -ENOMEM;
+                names[i] = k->value;
+        }
+        r = find_duplicate(names, n, &dup, &first);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return ctx_error(ctx, value->items[2 * dup], "duplicate key '%s' in '%s'",
+                                 names[dup], path);
+
+        strv_free(*ret);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int parse_restart_backoff(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                                 void *field, const void *arg) {
+        AgentConfig *c = field;
+        uint64_t min, max;
+        char p[256];
+        int r;
+
+        if (value->type != NODE_SEQUENCE || value->n_items != 2)
+                return ctx_error(ctx, value, "'%s' must be a sequence of two durations [min, max]",
+                                 path);
+        snprintf(p, sizeof(p), "%s[0]", path);
+        r = parse_duration_value(ctx, p, value->items[0], value->items[0], &min);
+        if (r < 0)
+                return r;
+        snprintf(p, sizeof(p), "%s[1]", path);
+        r = parse_duration_value(ctx, p, value->items[1], value->items[1], &max);
+        if (r < 0)
+                return r;
+        c->restart_backoff_min_usec = min;
+        c->restart_backoff_max_usec = max;
+        return 0;
+}
+
+/* Characters a URL may hold here: it becomes a TOML table key [host."URL"], so no quotes,
+ * backslashes, whitespace or control bytes; and no query, fragment or userinfo. */
+static int parse_url(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                     const void *arg) {
+        _cleanup_free_ char *host = NULL;
+        const char *s, *rest;
+        size_t n;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (startswith(s, "http://"))
+                rest = s + 7;
+        else if (startswith(s, "https://"))
+                rest = s + 8;
+        else
+                return ctx_error(ctx, value,
+                                 "invalid URL '%s' for '%s': the scheme must be http:// or "
+                                 "https://",
+                                 s, path);
+        for (const char *q = s; *q; q++)
+                if ((unsigned char) *q <= 0x20 || (unsigned char) *q >= 0x7f ||
+                    strchr("\"\\?#@", *q))
+                        return ctx_error(ctx, value,
+                                         "invalid URL '%s' for '%s': no whitespace, quotes, "
+                                         "backslashes, control bytes, '?', '#' or '@'",
+                                         s, path);
+        n = strcspn(rest, "/");
+        if (n == 0)
+                return ctx_error(ctx, value, "invalid URL '%s' for '%s': no host", s, path);
+        host = strndup(rest, n);
+        if (!host)
+                return -ENOMEM;
+        if (!registry_name_is_valid(host))
+                return ctx_error(ctx, value,
+                                 "invalid URL '%s' for '%s': '%s' is not a valid host[:port]", s,
+                                 path, host);
+        return set_string(field, s);
+}
+
+static int parse_registry_name(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                               void *field, const void *arg) {
+        const char *s;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!registry_name_is_valid(s))
+                return ctx_error(ctx, value,
+                                 "invalid registry name '%s': expected host[:port] as in image "
+                                 "references (DNS name, IPv4 or [IPv6], port 1-65535)",
+                                 s);
+        return set_string(field, s);
+}
+
+static const ConfigKey endpoint_keys[] = {
+        { "url", parse_url, offsetof(RegistryEndpoint, url), NULL },
+        { "skip_verify", parse_bool, offsetof(RegistryEndpoint, skip_verify), NULL },
+        { "ca", parse_path, offsetof(RegistryEndpoint, ca), "optional" },
+};
+static const ConfigTable endpoint_table = { endpoint_keys, ELEMENTSOF(endpoint_keys) };
+
+static int parse_endpoints(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                           void *field, const void *arg) {
+        Registry *reg = field;
+        int r;
+
+        if (node_is_null(value))
+                return 0;
+        r = expect_type(ctx, path, value, NODE_SEQUENCE, "a sequence of mappings");
+        if (r < 0)
+                return r;
+        if (value->n_items == 0)
+                return 0;
+        /* Sized once from the node, so no realloc moves entries under parse_table(). */
+        reg->endpoints = calloc(value->n_items, sizeof(RegistryEndpoint));
+        if (!reg->endpoints)
+                return -ENOMEM;
+        for (size_t i = 0; i < value->n_items; i++) {
+                char p[256];
+
+                snprintf(p, sizeof(p), "%s[%zu]", path, i);
+                reg->n_endpoints++;
+                r = expect_type(ctx, p, value->items[i], NODE_MAPPING, "a mapping");
+                if (r < 0)
+                        return r;
+                r = parse_table(ctx, p, value->items[i], &endpoint_table, &reg->endpoints[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static const ConfigKey registry_keys[] = {
+        { "name", parse_registry_name, offsetof(Registry, name), NULL },
+        { "endpoints", parse_endpoints, 0, NULL },
+};
+static const ConfigTable registry_table = { registry_keys, ELEMENTSOF(registry_keys) };
+
+static int parse_registries(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                            void *field, const void *arg) {
+        AgentConfig *c = field;
+        int r;
+
+        if (node_is_null(value))
+                return 0;
+        r = expect_type(ctx, path, value, NODE_SEQUENCE, "a sequence of mappings");
+        if (r < 0)
+                return r;
+        if (value->n_items == 0)
+                return 0;
+        c->registries = calloc(value->n_items, sizeof(Registry));
+        if (!c->registries)
+                return -ENOMEM;
+        for (size_t i = 0; i < value->n_items; i++) {
+                char p[256];
+
+                snprintf(p, sizeof(p), "%s[%zu]", path, i);
+                c->n_registries++;
+                r = expect_type(ctx, p, value->items[i], NODE_MAPPING, "a mapping");
+                if (r < 0)
+                        return r;
+                r = parse_table(ctx, p, value->items[i], &registry_table, &c->registries[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A section (tailscale:, k0s:, ...) whose keys fill fields of the AgentConfig itself. */
+static int parse_section(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                         void *field, const void *arg) {
+        int r;
+
+        if (node_is_null(value))
+                return 0; /* "k0s:" with nothing under it: all defaults */
+        r = expect_type(ctx, path, value, NODE_MAPPING, "a mapping");
+        if (r < 0)
+                return r;
+        return parse_table(ctx, path, value, arg, field);
+}
+
+static const ConfigKey tailscale_keys[] = {
+        { "socket", parse_path, offsetof(AgentConfig, tailscale_socket), NULL },
+        { "require_running", parse_bool, offsetof(AgentConfig, require_running), NULL },
+        { "peer_refresh", parse_duration_key, offsetof(AgentConfig, peer_refresh_usec), NULL },
+};
+
+static const ConfigKey k0s_keys[] = {
+        { "binary", parse_path, offsetof(AgentConfig, k0s_binary), NULL },
+        { "version", parse_k0s_version, offsetof(AgentConfig, k0s_version), NULL },
+        { "token_file", parse_path, offsetof(AgentConfig, k0s_token_file), NULL },
+        { "base_config", parse_path, offsetof(AgentConfig, k0s_base_config), NULL },
+        { "config", parse_path, offsetof(AgentConfig, k0s_config), NULL },
+        { "args", parse_strv, offsetof(AgentConfig, k0s_args), NULL },
+        { "env", parse_env, offsetof(AgentConfig, k0s_env), NULL },
+        { "status_socket", parse_path, offsetof(AgentConfig, k0s_status_socket), NULL },
+};
+
+static const ConfigKey containerd_keys[] = {
+        { "dropin", parse_path, offsetof(AgentConfig, containerd_dropin), NULL },
+        { "certs_dir", parse_path, offsetof(AgentConfig, containerd_certs_dir), NULL },
+};
+
+static const ConfigKey calico_keys[] = {
+        { "mtu", parse_mtu, offsetof(AgentConfig, calico_mtu), NULL },
+        { "iptables_mark_mask", parse_mark_mask, offsetof(AgentConfig, calico_mark_mask), NULL },
+};
+
+static const ConfigKey health_keys[] = {
+        { "interval", parse_duration_key, offsetof(AgentConfig, health_interval_usec), NULL },
+        { "timeout", parse_duration_key, offsetof(AgentConfig, health_timeout_usec), NULL },
+};
+
+static const ConfigKey timing_keys[] = {
+        { "settle", parse_duration_key, offsetof(AgentConfig, settle_usec), NULL },
+        { "restart_backoff", parse_restart_backoff, 0, NULL },
+        { "stable", parse_duration_key, offsetof(AgentConfig, stable_usec), NULL },
+        { "stop_timeout", parse_duration_key, offsetof(AgentConfig, stop_timeout_usec), NULL },
+};
+
+static const ConfigTable tailscale_table = { tailscale_keys, ELEMENTSOF(tailscale_keys) };
+static const ConfigTable k0s_table = { k0s_keys, ELEMENTSOF(k0s_keys) };
+static const ConfigTable containerd_table = { containerd_keys, ELEMENTSOF(containerd_keys) };
+static const ConfigTable calico_table = { calico_keys, ELEMENTSOF(calico_keys) };
+static const ConfigTable health_table = { health_keys, ELEMENTSOF(health_keys) };
+static const ConfigTable timing_table = { timing_keys, ELEMENTSOF(timing_keys) };
+
+static const ConfigKey top_keys[] = {
+        { "interface", parse_interface, offsetof(AgentConfig, interface), NULL },
+        { "role", parse_role, offsetof(AgentConfig, role), NULL },
+        { "tailscale", parse_section, 0, &tailscale_table },
+        { "k0s", parse_section, 0, &k0s_table },
+        { "containerd", parse_section, 0, &containerd_table },
+        { "registries", parse_registries, 0, NULL },
+        { "calico", parse_section, 0, &calico_table },
+        { "health", parse_section, 0, &health_table },
+        { "timing", parse_section, 0, &timing_table },
+        { "state_dir", parse_path, offsetof(AgentConfig, state_dir), NULL },
+};
+static const ConfigTable top_table = { top_keys, ELEMENTSOF(top_keys) };
+_Static_assert(ELEMENTSOF(top_keys) <= 64 && ELEMENTSOF(k0s_keys) <= 64,
+               "parse_table() tracks the keys it saw in a uint64_t");
+
+/* path: "" for the top level, else the dotted name of the mapping ("k0s", "registries[0]"). */
+static int parse_table(Ctx *ctx, const char *path, const Node *map, const ConfigTable *t,
+                       void *base) {
+        uint64_t seen = 0;
+        int r;
+
+        for (size_t i = 0; i + 1 < map->n_items; i += 2) {
+                const Node *key = map->items[i], *value = map->items[i + 1];
+                const ConfigKey *k = NULL;
+                size_t idx = 0;
+                char p[256];
+
+                if (key->type != NODE_SCALAR)
+                        return ctx_error(ctx, key, "keys must be strings, not %s",
+                                         node_type_to_string(key));
+                for (idx = 0; idx < t->n_keys; idx++)
+                        if (strlen(key->value) == key->length &&
+                            streq(t->keys[idx].name, key->value)) {
+                                k = &t->keys[idx];
+                                break;
+                        }
+                if (!k) {
+                        /* The key came from the file: print it only if it is printable. */
+                        const char *shown = has_control_bytes(key->value) ? "?" : key->value;
+
+                        if (isempty(path))
+                                return ctx_error(ctx, key, "unknown key '%s'", shown);
+                        return ctx_error(ctx, key, "unknown key '%s' in '%s'", shown, path);
+                }
+                if (seen & (UINT64_C(1) << idx)) {
+                        if (isempty(path))
+                                return ctx_error(ctx, key, "duplicate key '%s'", k->name);
+                        return ctx_error(ctx, key, "duplicate key '%s' in '%s'", k->name, path);
+                }
+                seen |= UINT64_C(1) << idx;
+
+                if (isempty(path))
+                        snprintf(p, sizeof(p), "%s", k->name);
+                else
+                        snprintf(p, sizeof(p), "%s.%s", path, k->name);
+                r = k->parse(ctx, p, key, value, (uint8_t *) base + k->offset, k->arg);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- validation: rules that span more than one value ------------------------------------ */
+
+static const Node *registry_node(const Node *root, size_t i) {
+        return node_item(node_get(root, "registries"), i);
+}
+
+static const Node *endpoint_node(const Node *root, size_t i, size_t j) {
+        return node_item(node_get(registry_node(root, i), "endpoints"), j);
+}
+
+static int config_validate(Ctx *ctx, const AgentConfig *c, const Node *root) {
+        _cleanup_free_ const char **names = NULL;
+        size_t dup, first;
+        int r;
+
+        for (size_t i = 0; i < c->n_registries; i++) {
+                const Registry *reg = &c->registries[i];
+                const Node *rn = registry_node(root, i), *n;
+
+                if (!reg->name)
+                        return ctx_error(ctx, rn, "registry entry has no 'name'");
+                if (reg->n_endpoints == 0) {
+                        /* "endpoints: []" points at the value, "endpoints:" at the key */
+                        n = node_get(rn, "endpoints");
+                        if (n && node_is_null(n))
+                                n = node_get_key(rn, "endpoints");
+                        return ctx_error(ctx, n ?: rn, "registry '%s' has no endpoints", reg->name);
+                }
+                for (size_t j = 0; j < reg->n_endpoints; j++) {
+                        const RegistryEndpoint *e = &reg->endpoints[j];
+                        const Node *en = endpoint_node(root, i, j);
+
+                        if (!e->url)
+                                return ctx_error(ctx, en, "endpoint of registry '%s' has no 'url'",
+                                                 reg->name);
+                        /* containerd >= 1.6.25/1.7.7 takes any TLS setting on an http:// host
+                         * as "try HTTPS first" (facts/containerd.md §1.5). */
+                        if (e->skip_verify && startswith(e->url, "http://"))
+                                return ctx_error(ctx, node_get(en, "skip_verify"),
+                                                 "'skip_verify: true' on the http:// endpoint "
+                                                 "'%s' makes containerd try HTTPS first; drop it",
+                                                 e->url);
+                        if (e->ca && startswith(e->url, "http://"))
+                                return ctx_error(ctx, node_get(en, "ca"),
+                                                 "'ca' on the http:// endpoint '%s' makes "
+                                                 "containerd try HTTPS first; drop it",
+                                                 e->url);
+                }
+        }
+
+        /* Two entries for one name would fight over one certs_dir/NAME/hosts.toml. */
+        if (c->n_registries > 1) {
+                names = calloc(c->n_registries, sizeof(char *));
+                if (!names)
+                        return -ENOMEM;
+                for (size_t i = 0; i < c->n_registries; i++)
+                        names[i] = c->registries[i].name;
+                r = find_duplicate(names, c->n_registries, &dup, &first);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        const Node *f = node_get(registry_node(root, first), "name");
+
+                        return ctx_error(ctx, node_get(registry_node(root, dup), "name"),
+                                         "duplicate registry name '%s' (first at line %u)",
+                                         names[dup], f ? f->line : 0);
+                }
+        }
+
+        if (c->restart_backoff_min_usec > c->restart_backoff_max_usec) {
+                const Node *n = node_get(node_get(root, "timing"), "restart_backoff");
+                char a[64], b[64];
+
+                return ctx_error(ctx, n, "'timing.restart_backoff': min %s is larger than max %s",
+                                 format_duration(a, sizeof(a), c->restart_backoff_min_usec),
+                                 format_duration(b, sizeof(b), c->restart_backoff_max_usec));
+        }
+        if (c->health_timeout_usec == 0) {
+                const Node *n = node_get(node_get(root, "health"), "timeout");
+                return ctx_error(ctx, n, "'health.timeout' must be greater than 0");
+        }
+        return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------------------ */
+
+/* Reads all of f, up to CONFIG_MAX_SIZE + 1 bytes (the extra byte tells "too big"). */
+static int read_all(FILE *f, unsigned char **ret, size_t *ret_size) {
+        _cleanup_free_ unsigned char *buf = NULL;
+        size_t size = 0, alloc = 0;
+
+        for (;;) {
+                size_t k;
+
+                if (size == alloc) {
+                        size_t n = alloc == 0 ? 4096 : MIN(alloc * 2, (size_t) CONFIG_MAX_SIZE + 1);
+                        unsigned char *b;
+
+                        if (n == alloc)
+                                break; /* read CONFIG_MAX_SIZE + 1 bytes: enough to know */
+                        b = realloc(buf, n + 1);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        alloc = n;
+                }
+                k = fread(buf + size, 1, alloc - size, f);
+                size += k;
+                if (k == 0) {
+                        if (ferror(f))
+                                return errno > 0 ? -errno : -EIO;
+                        break;
+                }
+        }
+        buf[size] = 0; /* the first pass always allocated */
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
+int config_parse(FILE *f, const char *filename, AgentConfig **ret, char **ret_error) {
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+        _cleanup_(node_freep) Node *root = NULL;
+        _cleanup_free_ unsigned char *data = NULL;
+        Ctx ctx = {
+                .filename = filename ?: "<config>",
+        };
+        size_t size;
+        int r;
+
+        if (!f || !ret)
+                return -EINVAL;
+
+        r = read_all(f, &data, &size);
+        if (r < 0) {
+                if (r != -ENOMEM && ret_error)
+                        *ret_error = strdup_printf("%s: %s", ctx.filename, strerror(-r));
+                return r;
+        }
+        ctx.data = data;
+        ctx.size = size;
+        if (size > CONFIG_MAX_SIZE) {
+                unsigned line, column;
+
+                ctx_offset_to_position(&ctx, CONFIG_MAX_SIZE, &line, &column);
+                r = ctx_error_at(&ctx, line, column, "file is larger than %d bytes",
+                                 CONFIG_MAX_SIZE);
+                if (r == -EINVAL)
+                        r = -EFBIG;
+                goto finish;
+        }
+
+        r = config_new_default(&c);
+        if (r < 0)
+                return r;
+        if (filename) {
+                c->path = strdup(filename);
+                if (!c->path)
+                        return -ENOMEM;
+        }
+
+        if (!yaml_parser_initialize(&ctx.parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&ctx.parser, data, size);
+        r = ctx_load(&ctx, &root);
+        yaml_parser_delete(&ctx.parser);
+        if (r < 0)
+                goto finish;
+
+        if (root) {
+                if (root->type != NODE_MAPPING) {
+                        r = ctx_error(&ctx, root, "the top level must be a mapping, not %s",
+                                      node_type_to_string(root));
+                        goto finish;
+                }
+                r = parse_table(&ctx, "", root, &top_table, c);
+                if (r < 0)
+                        goto finish;
+        }
+        r = config_validate(&ctx, c, root);
+        if (r < 0)
+                goto finish;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+
+finish:
+        if (ret_error && ctx.error)
+                *ret_error = TAKE_PTR(ctx.error);
+        free(ctx.error);
+        return r;
+}
+
+static void fclose_nullp(FILE **f) {
+        if (*f)
+                (void) fclose(*f);
+}
+
+int config_load(const char *path, AgentConfig **ret, char **ret_error) {
+        _cleanup_(fclose_nullp) FILE *f = NULL;
+
+        if (!path || !ret)
+                return -EINVAL;
+        f = fopen(path, "re");
+        if (!f) {
+                int r = -errno;
+                if (ret_error)
+                        *ret_error = strdup_printf("%s: %s", path, strerror(-r));
+                return r;
+        }
+        return config_parse(f, path, ret, ret_error);
+}

@@ -3,6 +3,7 @@
  * Small string-vector and number-parsing helpers declared in macro.h. No I/O, no state.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -110,7 +111,9 @@ char *strdup_printf(const char *fmt, ...) {
 
 int safe_atou64(const char *s, uint64_t *ret) {
         char *end = NULL;
-        if (isempty(s) || *s == '-' || *s == '+' || *s == ' ')
+        /* strtoull() skips any leading whitespace and accepts a sign (even '-', wrapping
+         * around): refuse both, a number is digits only. */
+        if (isempty(s) || *s == '-' || *s == '+' || isspace((unsigned char) *s))
                 return -EINVAL;
         errno = 0;
         unsigned long long v = strtoull(s, &end, 10);
@@ -135,7 +138,7 @@ int safe_atou(const char *s, unsigned *ret) {
 
 int safe_atoi(const char *s, int *ret) {
         char *end = NULL;
-        if (isempty(s) || *s == ' ')
+        if (isempty(s) || isspace((unsigned char) *s))
                 return -EINVAL;
         errno = 0;
         long v = strtol(s, &end, 10);
