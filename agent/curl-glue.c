@@ -32,8 +32,7 @@ struct CurlGlue {
         GlueHandle *handles;
 };
 
-static GlueHandle *glue_handle_unlink_free(GlueHandle *h)
-{
+static GlueHandle *glue_handle_unlink_free(GlueHandle *h) {
         if (!h)
                 return NULL;
         if (h->prev)
@@ -50,8 +49,7 @@ static GlueHandle *glue_handle_unlink_free(GlueHandle *h)
 /* Hand every finished transfer to its owner. The done callback may add or remove other handles
  * (curl_multi_remove_handle() also drops their queued messages), so the message is copied
  * before anything is removed. */
-static void curl_glue_process_done(CurlGlue *g)
-{
+static void curl_glue_process_done(CurlGlue *g) {
         CURLMsg *msg;
         int queued;
 
@@ -81,8 +79,7 @@ static void curl_glue_process_done(CurlGlue *g)
         }
 }
 
-static void curl_glue_action(CurlGlue *g, curl_socket_t fd, int action)
-{
+static void curl_glue_action(CurlGlue *g, curl_socket_t fd, int action) {
         int running;
         CURLMcode mc;
 
@@ -93,8 +90,7 @@ static void curl_glue_action(CurlGlue *g, curl_socket_t fd, int action)
         curl_glue_process_done(g);
 }
 
-static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
+static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         CurlGlue *g = userdata;
         int action = 0;
 
@@ -110,8 +106,7 @@ static int curl_glue_on_io(sd_event_source *s, int fd, uint32_t revents, void *u
         return 0;
 }
 
-static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
+static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         CurlGlue *g = userdata;
 
         curl_glue_action(g, CURL_SOCKET_TIMEOUT, 0);
@@ -120,8 +115,7 @@ static int curl_glue_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 /* CURLMOPT_SOCKETFUNCTION: keep exactly one io source per socket curl uses, with the events curl
  * wants. Runs inside curl: must not call back into the multi handle except curl_multi_assign(). */
-static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
+static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
         CurlGlue *g = userp;
         sd_event_source *io = socketp;
         uint32_t events = 0;
@@ -167,8 +161,7 @@ static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *use
 
 /* CURLMOPT_TIMERFUNCTION: -1 disables the timer; 0 means "as soon as possible", which is "now"
  * on the event loop's clock, so sd-event dispatches it in the next iteration. */
-static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
+static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         CurlGlue *g = userp;
         uint64_t now, when;
         int r;
@@ -209,8 +202,7 @@ static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp)
         return 0;
 }
 
-int curl_glue_new(sd_event *e, CurlGlue **ret)
-{
+int curl_glue_new(sd_event *e, CurlGlue **ret) {
         CurlGlue *g;
 
         if (!e || !ret)
@@ -245,8 +237,7 @@ int curl_glue_new(sd_event *e, CurlGlue **ret)
         return 0;
 }
 
-CurlGlue *curl_glue_free(CurlGlue *g)
-{
+CurlGlue *curl_glue_free(CurlGlue *g) {
         if (!g)
                 return NULL;
 
@@ -274,8 +265,7 @@ CurlGlue *curl_glue_free(CurlGlue *g)
         return NULL;
 }
 
-int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata)
-{
+int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata) {
         GlueHandle *h;
         CURLMcode mc;
 
@@ -311,8 +301,7 @@ int curl_glue_add(CurlGlue *g, CURL *easy, CurlDoneHandler done, void *userdata)
         return 0;
 }
 
-void curl_glue_remove(CurlGlue *g, CURL *easy)
-{
+void curl_glue_remove(CurlGlue *g, CURL *easy) {
         GlueHandle *h = NULL;
 
         if (!g || !easy)
@@ -327,8 +316,7 @@ void curl_glue_remove(CurlGlue *g, CURL *easy)
 }
 
 int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long timeout_ms,
-                       CURL **ret)
-{
+                       CURL **ret) {
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
         CURLcode c = CURLE_OK;
 
@@ -371,8 +359,7 @@ int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long ti
         return 0;
 }
 
-int curl_body_append(CurlBody *b, const void *p, size_t n)
-{
+int curl_body_append(CurlBody *b, const void *p, size_t n) {
         size_t need;
 
         if (n == 0)
@@ -400,8 +387,7 @@ int curl_body_append(CurlBody *b, const void *p, size_t n)
         return 0;
 }
 
-void curl_body_consume(CurlBody *b, size_t n)
-{
+void curl_body_consume(CurlBody *b, size_t n) {
         if (n >= b->size) {
                 /* Let a huge line's buffer go instead of keeping it for the daemon's lifetime. */
                 if (b->allocated > 64 * 1024)
@@ -418,16 +404,14 @@ void curl_body_consume(CurlBody *b, size_t n)
         b->data[b->size] = 0;
 }
 
-void curl_body_reset(CurlBody *b)
-{
+void curl_body_reset(CurlBody *b) {
         free(b->data);
         b->data = NULL;
         b->size = b->allocated = 0;
         b->overflow = false;
 }
 
-size_t curl_body_write(char *p, size_t size, size_t n, void *userdata)
-{
+size_t curl_body_write(char *p, size_t size, size_t n, void *userdata) {
         CurlBody *b = userdata;
         size_t len = size * n;
         int r;
@@ -440,8 +424,7 @@ size_t curl_body_write(char *p, size_t size, size_t n, void *userdata)
         return len;
 }
 
-static char *format_timeout(uint64_t usec)
-{
+static char *format_timeout(uint64_t usec) {
         if (usec % USEC_PER_SEC == 0)
                 return strdup_printf("timeout after %" PRIu64 "s", usec / USEC_PER_SEC);
         return strdup_printf("timeout after %" PRIu64 "ms", usec / USEC_PER_MSEC);
@@ -449,8 +432,7 @@ static char *format_timeout(uint64_t usec)
 
 /* The first line of an error body, printable ASCII only, at most 200 characters: the body is
  * untrusted and ends up in logs and in sd_notify STATUS=. */
-static char *body_summary(const CurlBody *body)
-{
+static char *body_summary(const CurlBody *body) {
         size_t n = 0;
         char *s;
 
@@ -472,8 +454,7 @@ static char *body_summary(const CurlBody *body)
 }
 
 int curl_glue_result(CURL *easy, CURLcode result, uint64_t timeout_usec, const CurlBody *body,
-                     char **ret)
-{
+                     char **ret) {
         long code = 0, os_errno = 0;
         char *text;
 

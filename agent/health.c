@@ -37,8 +37,7 @@ struct Health {
         sd_event_source *notify_source; /* defer: calls handler outside of curl callbacks */
 };
 
-static bool k0s_status_equal(const K0sStatus *a, const K0sStatus *b)
-{
+static bool k0s_status_equal(const K0sStatus *a, const K0sStatus *b) {
         if (!a || !b)
                 return a == b;
         return streq_ptr(a->version, b->version) && streq_ptr(a->role, b->role) &&
@@ -48,8 +47,7 @@ static bool k0s_status_equal(const K0sStatus *a, const K0sStatus *b)
 }
 
 /* Takes ownership of both (either may be NULL). */
-static void health_set_result(Health *h, K0sStatus *status, char *error)
-{
+static void health_set_result(Health *h, K0sStatus *status, char *error) {
         bool changed = !k0s_status_equal(h->status, status) || !streq_ptr(h->error, error);
 
         k0s_status_free(h->status);
@@ -62,8 +60,7 @@ static void health_set_result(Health *h, K0sStatus *status, char *error)
                 (void) sd_event_source_set_enabled(h->notify_source, SD_EVENT_ONESHOT);
 }
 
-static int health_on_notify(sd_event_source *s, void *userdata)
-{
+static int health_on_notify(sd_event_source *s, void *userdata) {
         Health *h = userdata;
 
         if (h->handler)
@@ -71,8 +68,7 @@ static int health_on_notify(sd_event_source *s, void *userdata)
         return 0;
 }
 
-static void health_cancel(Health *h)
-{
+static void health_cancel(Health *h) {
         if (h->req) {
                 curl_glue_remove(h->glue, h->req);
                 curl_easy_cleanup(h->req);
@@ -85,8 +81,7 @@ static void health_cancel(Health *h)
 
 static int health_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-static void health_schedule(Health *h, uint64_t delay_usec)
-{
+static void health_schedule(Health *h, uint64_t delay_usec) {
         uint64_t now;
         int r;
 
@@ -115,14 +110,12 @@ fail:
         log_warning_errno(r, "Failed to schedule k0s status probe, ignoring: %m");
 }
 
-static void health_schedule_next(Health *h)
-{
+static void health_schedule_next(Health *h) {
         if (h->interval_usec > 0)
                 health_schedule(h, h->interval_usec);
 }
 
-static void health_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata)
-{
+static void health_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         Health *h = userdata;
         K0sStatus *status = NULL;
         char *error = NULL;
@@ -160,8 +153,7 @@ static void health_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata
         health_schedule_next(h);
 }
 
-static void health_probe(Health *h)
-{
+static void health_probe(Health *h) {
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
         long timeout_ms;
         int r;
@@ -194,14 +186,12 @@ static void health_probe(Health *h)
         h->req = TAKE_PTR(easy);
 }
 
-static int health_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
+static int health_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         health_probe(userdata);
         return 0;
 }
 
-static int socket_path_check(const char *path)
-{
+static int socket_path_check(const char *path) {
         if (isempty(path))
                 return -EINVAL;
         if (strlen(path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
@@ -210,8 +200,7 @@ static int socket_path_check(const char *path)
 }
 
 int health_new(CurlGlue *glue, const char *socket_path, HealthHandler handler, void *userdata,
-               Health **ret)
-{
+               Health **ret) {
         Health *h;
         int r;
 
@@ -242,8 +231,7 @@ int health_new(CurlGlue *glue, const char *socket_path, HealthHandler handler, v
         return 0;
 }
 
-int health_attach(Health *h, sd_event *e)
-{
+int health_attach(Health *h, sd_event *e) {
         int r;
 
         if (!h || !e)
@@ -264,8 +252,7 @@ int health_attach(Health *h, sd_event *e)
 }
 
 void health_configure(Health *h, const char *socket_path, uint64_t interval_usec,
-                      uint64_t timeout_usec)
-{
+                      uint64_t timeout_usec) {
         bool restart = false;
 
         if (!h)
@@ -301,8 +288,7 @@ void health_configure(Health *h, const char *socket_path, uint64_t interval_usec
         health_schedule(h, 0);
 }
 
-void health_set_enabled(Health *h, bool enabled)
-{
+void health_set_enabled(Health *h, bool enabled) {
         if (!h || h->enabled == enabled)
                 return;
 
@@ -317,18 +303,15 @@ void health_set_enabled(Health *h, bool enabled)
         health_set_result(h, NULL, NULL);
 }
 
-const K0sStatus *health_get_status(const Health *h)
-{
+const K0sStatus *health_get_status(const Health *h) {
         return h ? h->status : NULL;
 }
 
-const char *health_get_error(const Health *h)
-{
+const char *health_get_error(const Health *h) {
         return h ? h->error : NULL;
 }
 
-Health *health_free(Health *h)
-{
+Health *health_free(Health *h) {
         if (!h)
                 return NULL;
 

@@ -46,8 +46,7 @@ static const char *const level_names[] = {
         [LOG_INFO] = "INFO",   [LOG_DEBUG] = "DEBUG",
 };
 
-static int level_from_string(const char *s)
-{
+static int level_from_string(const char *s) {
         static const struct {
                 const char *name;
                 int level;
@@ -71,8 +70,7 @@ static int level_from_string(const char *s)
 
 /* systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stdout/stderr is a journal stream.
  * Only trust it if our stderr still is that very file (a child may have redirected it). */
-static bool stderr_is_journal(void)
-{
+static bool stderr_is_journal(void) {
         const char *e = getenv("JOURNAL_STREAM");
         _cleanup_free_ char *dev_str = NULL;
         const char *colon;
@@ -99,8 +97,7 @@ static bool stderr_is_journal(void)
         return (uint64_t) st.st_dev == dev && (uint64_t) st.st_ino == ino;
 }
 
-void log_open(void)
-{
+void log_open(void) {
         const char *e;
         int level;
 
@@ -123,24 +120,20 @@ void log_open(void)
         }
 }
 
-bool log_is_journal(void)
-{
+bool log_is_journal(void) {
         return log_target == LOG_TARGET_JOURNAL;
 }
 
-void log_set_max_level(int level)
-{
+void log_set_max_level(int level) {
         log_max_level = MIN(MAX(level, LOG_EMERG), LOG_DEBUG);
 }
 
-int log_get_max_level(void)
-{
+int log_get_max_level(void) {
         return log_max_level;
 }
 
 static int log_to_journal(int level, int error, const char *message_id, const char *const *fields,
-                          const char *message)
-{
+                          const char *message) {
         char message_field[sizeof("MESSAGE=") + LOG_MESSAGE_MAX];
         char priority_field[sizeof("PRIORITY=") + 16];
         char errno_field[sizeof("ERRNO=") + 16];
@@ -185,8 +178,7 @@ typedef struct LineBuffer {
 
 /* Appends s, turning control characters into spaces: a message may quote untrusted text, and
  * a newline in it must not forge a second log line. Leaves room for "...\n". */
-static void line_append(LineBuffer *l, const char *s)
-{
+static void line_append(LineBuffer *l, const char *s) {
         const size_t limit = sizeof(l->buf) - 4;
 
         for (; *s; s++) {
@@ -200,8 +192,7 @@ static void line_append(LineBuffer *l, const char *s)
         }
 }
 
-static void log_to_stderr(int level, const char *const *fields, const char *message)
-{
+static void log_to_stderr(int level, const char *const *fields, const char *message) {
         LineBuffer l = { .len = 0 };
         const char *p;
         size_t left;
@@ -239,8 +230,7 @@ static void log_to_stderr(int level, const char *const *fields, const char *mess
 }
 
 _printf_(5, 0) static int log_dispatch(int level, int error, const char *message_id,
-                                       const char *const *fields, const char *fmt, va_list ap)
-{
+                                       const char *const *fields, const char *fmt, va_list ap) {
         char message[LOG_MESSAGE_MAX];
         int saved_errno = errno;
         int ret;
@@ -270,8 +260,7 @@ finish:
         return ret;
 }
 
-int log_full_errno(int level, int error, const char *fmt, ...)
-{
+int log_full_errno(int level, int error, const char *fmt, ...) {
         va_list ap;
         int r;
 
@@ -282,8 +271,7 @@ int log_full_errno(int level, int error, const char *fmt, ...)
 }
 
 int log_struct_errno(int level, int error, const char *message_id, const char *const *fields,
-                     const char *fmt, ...)
-{
+                     const char *fmt, ...) {
         va_list ap;
         int r;
 

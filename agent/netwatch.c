@@ -81,8 +81,7 @@ struct Netwatch {
         bool need_resync; /* a resync failed; retried on the next wakeup */
 };
 
-bool address_is_tailnet_ipv4(const char *a)
-{
+bool address_is_tailnet_ipv4(const char *a) {
         struct in_addr in;
         uint32_t h;
 
@@ -97,8 +96,7 @@ bool address_is_tailnet_ipv4(const char *a)
         return (h & 0xffc00000u) == 0x64400000u;
 }
 
-static int nlerr_to_errno(int nlerr)
-{
+static int nlerr_to_errno(int nlerr) {
         switch (abs(nlerr)) {
         case NLE_NOMEM:
                 return -ENOMEM;
@@ -118,8 +116,7 @@ static int nlerr_to_errno(int nlerr)
         return -EIO;
 }
 
-static int addr_compare(const Addr *a, const Addr *b)
-{
+static int addr_compare(const Addr *a, const Addr *b) {
         int r;
 
         if (a->family != b->family)
@@ -133,8 +130,7 @@ static int addr_compare(const Addr *a, const Addr *b)
 }
 
 /* Index of a, or of where it would be inserted; *found says which. */
-static size_t tracker_find_addr(const Tracker *t, const Addr *a, bool *found)
-{
+static size_t tracker_find_addr(const Tracker *t, const Addr *a, bool *found) {
         size_t lo = 0, hi = t->n_addrs;
 
         while (lo < hi) {
@@ -154,8 +150,7 @@ static size_t tracker_find_addr(const Tracker *t, const Addr *a, bool *found)
         return lo;
 }
 
-static int tracker_add_addr(Tracker *t, const Addr *a)
-{
+static int tracker_add_addr(Tracker *t, const Addr *a) {
         bool found;
         size_t i = tracker_find_addr(t, a, &found);
 
@@ -179,8 +174,7 @@ static int tracker_add_addr(Tracker *t, const Addr *a)
         return 1;
 }
 
-static void tracker_remove_addr(Tracker *t, const Addr *a)
-{
+static void tracker_remove_addr(Tracker *t, const Addr *a) {
         bool found;
         size_t i = tracker_find_addr(t, a, &found);
 
@@ -190,8 +184,7 @@ static void tracker_remove_addr(Tracker *t, const Addr *a)
         t->n_addrs--;
 }
 
-static void tracker_link_gone(Tracker *t)
-{
+static void tracker_link_gone(Tracker *t) {
         t->present = false;
         t->ifindex = 0;
         t->flags = 0;
@@ -200,8 +193,7 @@ static void tracker_link_gone(Tracker *t)
         t->n_addrs = 0; /* they belonged to the link */
 }
 
-static void tracker_done(Tracker *t)
-{
+static void tracker_done(Tracker *t) {
         free(t->addrs);
         *t = (Tracker){ .operstate = IF_OPER_UNKNOWN };
 }
@@ -212,8 +204,7 @@ static const struct nla_policy link_policy[IFLA_MAX + 1] = {
         [IFLA_OPERSTATE] = { .type = NLA_U8 },
 };
 
-static void tracker_apply_link(Tracker *t, const char *ifname, struct nlmsghdr *nlh)
-{
+static void tracker_apply_link(Tracker *t, const char *ifname, struct nlmsghdr *nlh) {
         struct nlattr *tb[IFLA_MAX + 1];
         const struct ifinfomsg *ifi;
         bool ours_by_name, ours_by_index;
@@ -265,8 +256,7 @@ static const struct nla_policy addr_policy[IFA_MAX + 1] = {
         [IFA_FLAGS] = { .type = NLA_U32 },
 };
 
-static int tracker_apply_addr(Tracker *t, struct nlmsghdr *nlh)
-{
+static int tracker_apply_addr(Tracker *t, struct nlmsghdr *nlh) {
         struct nlattr *tb[IFA_MAX + 1], *local;
         const struct ifaddrmsg *ifa;
         Addr a = {};
@@ -310,8 +300,7 @@ static int tracker_apply_addr(Tracker *t, struct nlmsghdr *nlh)
 
 /* Applies one rtnetlink message, from the event socket or from a dump. -ENOMEM means the
  * tracker missed an address and needs a resync. */
-static int tracker_apply(Tracker *t, const char *ifname, struct nlmsghdr *nlh)
-{
+static int tracker_apply(Tracker *t, const char *ifname, struct nlmsghdr *nlh) {
         switch (nlh->nlmsg_type) {
         case RTM_NEWLINK:
         case RTM_DELLINK:
@@ -325,16 +314,14 @@ static int tracker_apply(Tracker *t, const char *ifname, struct nlmsghdr *nlh)
         }
 }
 
-static bool addr_is_global_ipv6(const Addr *a)
-{
+static bool addr_is_global_ipv6(const Addr *a) {
         /* fe80::/10 is link-local whatever scope the message claims. */
         if (a->bytes[0] == 0xfe && (a->bytes[1] & 0xc0) == 0x80)
                 return false;
         return a->scope == RT_SCOPE_UNIVERSE;
 }
 
-static void tracker_to_state(const Tracker *t, NetState *s)
-{
+static void tracker_to_state(const Tracker *t, NetState *s) {
         *s = (NetState){
                 .present = t->present,
                 .ifindex = t->ifindex,
@@ -370,8 +357,7 @@ static void tracker_to_state(const Tracker *t, NetState *s)
         }
 }
 
-static bool netstate_equal(const NetState *a, const NetState *b)
-{
+static bool netstate_equal(const NetState *a, const NetState *b) {
         if (a->present != b->present || a->ifindex != b->ifindex || a->admin_up != b->admin_up ||
             a->lower_up != b->lower_up || a->operstate != b->operstate || a->up != b->up ||
             a->mtu != b->mtu || a->n_recreated != b->n_recreated || a->n_ipv4 != b->n_ipv4 ||
@@ -387,8 +373,7 @@ static bool netstate_equal(const NetState *a, const NetState *b)
         return true;
 }
 
-static int socket_set_rcvbuf(int fd, int bytes)
-{
+static int socket_set_rcvbuf(int fd, int bytes) {
         /* SO_RCVBUFFORCE (CAP_NET_ADMIN) may exceed net.core.rmem_max; without the
          * capability SO_RCVBUF gives what the sysctl allows. */
         if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) >= 0)
@@ -404,8 +389,7 @@ typedef struct DumpContext {
         int error;
 } DumpContext;
 
-static int on_dump_message(struct nl_msg *msg, void *userdata)
-{
+static int on_dump_message(struct nl_msg *msg, void *userdata) {
         DumpContext *c = userdata;
         int r;
 
@@ -417,8 +401,7 @@ static int on_dump_message(struct nl_msg *msg, void *userdata)
 
 /* Fills an empty tracker from RTM_GETLINK (by name) and an RTM_GETADDR dump, on a socket of
  * its own so no dump reply can mix with the events. */
-static int netwatch_dump(const char *ifname, Tracker *t)
-{
+static int netwatch_dump(const char *ifname, Tracker *t) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
         _cleanup_(nlmsg_freep) struct nl_msg *req = NULL;
         DumpContext c = { .tracker = t, .ifname = ifname };
@@ -477,8 +460,7 @@ static int netwatch_dump(const char *ifname, Tracker *t)
  * replaying its old messages on top of a fresh dump could resurrect a deleted address. The
  * queue holds at most SO_RCVBUF bytes of skb truesize (plus one skb), which bounds its
  * payload, so reading twice that much is enough even if the kernel never stops sending. */
-static void netwatch_drain(Netwatch *nw)
-{
+static void netwatch_drain(Netwatch *nw) {
         int fd = nl_socket_get_fd(nw->sk), rcvbuf = 0;
         socklen_t l = sizeof(rcvbuf);
         uint64_t limit, total = 0;
@@ -499,8 +481,7 @@ static void netwatch_drain(Netwatch *nw)
 }
 
 /* Rebuilds the tracker from scratch. On failure the old one stays and need_resync is set. */
-static int netwatch_resync(Netwatch *nw)
-{
+static int netwatch_resync(Netwatch *nw) {
         Tracker t = {
                 .operstate = IF_OPER_UNKNOWN,
                 .last_ifindex = nw->tracker.last_ifindex,
@@ -529,8 +510,7 @@ static int netwatch_resync(Netwatch *nw)
 
 /* One datagram. Returns 1 when one was read, 0 when the socket is empty, -ENOBUFS when
  * messages were lost (overrun, truncation, no memory to record them), other -errno. */
-static int netwatch_receive_one(Netwatch *nw)
-{
+static int netwatch_receive_one(Netwatch *nw) {
         struct sockaddr_nl sa = {};
         struct iovec iov = { .iov_base = nw->buf, .iov_len = NETWATCH_RECV_BUF_SIZE };
         struct msghdr mh = {
@@ -565,8 +545,7 @@ static int netwatch_receive_one(Netwatch *nw)
         return r;
 }
 
-static int on_netlink_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
+static int on_netlink_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Netwatch *nw = userdata;
         NetState before = nw->state;
         int r;
@@ -625,13 +604,11 @@ static int on_netlink_io(sd_event_source *s, int fd, uint32_t revents, void *use
         return 0;
 }
 
-static bool ifname_valid(const char *ifname)
-{
+static bool ifname_valid(const char *ifname) {
         return !isempty(ifname) && strlen(ifname) < IFNAMSIZ;
 }
 
-int netwatch_new(const char *ifname, NetwatchHandler handler, void *userdata, Netwatch **ret)
-{
+int netwatch_new(const char *ifname, NetwatchHandler handler, void *userdata, Netwatch **ret) {
         Netwatch *nw;
 
         if (!ifname_valid(ifname) || !ret)
@@ -652,8 +629,7 @@ int netwatch_new(const char *ifname, NetwatchHandler handler, void *userdata, Ne
         return 0;
 }
 
-int netwatch_attach(Netwatch *nw, sd_event *e)
-{
+int netwatch_attach(Netwatch *nw, sd_event *e) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
         int r, fd;
 
@@ -718,8 +694,7 @@ fail:
         return r;
 }
 
-int netwatch_set_rcvbuf(Netwatch *nw, int bytes)
-{
+int netwatch_set_rcvbuf(Netwatch *nw, int bytes) {
         if (!nw || bytes <= 0)
                 return -EINVAL;
 
@@ -729,8 +704,7 @@ int netwatch_set_rcvbuf(Netwatch *nw, int bytes)
         return socket_set_rcvbuf(nl_socket_get_fd(nw->sk), bytes);
 }
 
-int netwatch_set_ifname(Netwatch *nw, const char *ifname)
-{
+int netwatch_set_ifname(Netwatch *nw, const char *ifname) {
         NetState before;
         int r;
 
@@ -758,18 +732,15 @@ int netwatch_set_ifname(Netwatch *nw, const char *ifname)
         return netstate_equal(&before, &nw->state) ? 0 : 1;
 }
 
-const NetState *netwatch_get_state(const Netwatch *nw)
-{
+const NetState *netwatch_get_state(const Netwatch *nw) {
         return &nw->state;
 }
 
-uint64_t netwatch_get_resyncs(const Netwatch *nw)
-{
+uint64_t netwatch_get_resyncs(const Netwatch *nw) {
         return nw->n_resyncs;
 }
 
-Netwatch *netwatch_free(Netwatch *nw)
-{
+Netwatch *netwatch_free(Netwatch *nw) {
         if (!nw)
                 return NULL;
 

@@ -409,8 +409,11 @@ int reconcile(const AgentConfig *cfg, const NodeFacts *f, Plan **ret) {
                 if (!p->spec.hash)
                         return -ENOMEM;
                 p->status = strdup_printf("Tailnet ready: %s on %s", cfg->interface, p->address);
-        } else
+        } else {
+                /* The gate is closed: no address is in force, whatever the link carries. */
+                p->address = mfree(p->address);
                 p->status = strdup_printf("Waiting for %s", p->waiting_for);
+        }
         if (!p->status)
                 return -ENOMEM;
 

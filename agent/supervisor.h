@@ -20,11 +20,11 @@
 #define SUPERVISOR_MARKER_ENV "K0S_TSAGENT_MANAGED=1"
 
 typedef enum SupervisorState {
-        SUPERVISOR_IDLE,     /* no k0s, none wanted yet (gate closed) */
-        SUPERVISOR_RUNNING,  /* k0s runs (started or adopted) */
+        SUPERVISOR_IDLE, /* no k0s, none wanted yet (gate closed) */
+        SUPERVISOR_RUNNING, /* k0s runs (started or adopted) */
         SUPERVISOR_SETTLING, /* k0s runs, its inputs changed; restart when settle ends */
         SUPERVISOR_STOPPING, /* SIGTERM sent; SIGKILL when stop_timeout passes */
-        SUPERVISOR_BACKOFF,  /* k0s exited; restart when the backoff delay passes */
+        SUPERVISOR_BACKOFF, /* k0s exited; restart when the backoff delay passes */
         _SUPERVISOR_STATE_MAX,
         _SUPERVISOR_STATE_INVALID = -EINVAL,
 } SupervisorState;
@@ -33,8 +33,8 @@ const char *supervisor_state_to_string(SupervisorState s);
 
 typedef struct K0sSpec {
         char **argv; /* argv[0] is the k0s binary path (absolute) */
-        char **env;  /* extra "NAME=value" entries, added to the agent's environment */
-        char *hash;  /* digest of argv + env + every file k0s reads only at start */
+        char **env; /* extra "NAME=value" entries, added to the agent's environment */
+        char *hash; /* digest of argv + env + every file k0s reads only at start */
 } K0sSpec;
 
 void k0s_spec_done(K0sSpec *s);
@@ -79,11 +79,11 @@ int supervisor_stop(Supervisor *s);
 void supervisor_detach(Supervisor *s);
 
 SupervisorState supervisor_get_state(const Supervisor *s);
-pid_t supervisor_get_pid(const Supervisor *s);      /* 0 if none */
+pid_t supervisor_get_pid(const Supervisor *s); /* 0 if none */
 bool supervisor_is_adopted(const Supervisor *s);
 const char *supervisor_get_hash(const Supervisor *s); /* hash of the running k0s, or NULL */
 uint64_t supervisor_get_started_usec(const Supervisor *s); /* CLOCK_REALTIME, 0 if none */
-unsigned supervisor_get_restarts(const Supervisor *s);     /* starts after the first */
+unsigned supervisor_get_restarts(const Supervisor *s); /* starts after the first */
 /* Last exit: "exited 1", "killed by SIGKILL", NULL if none yet. */
 const char *supervisor_get_last_exit(const Supervisor *s);
 uint64_t supervisor_get_next_start_usec(const Supervisor *s); /* CLOCK_MONOTONIC, 0 if none */

@@ -46,13 +46,11 @@ static const char *const tailnet_state_table[_TAILNET_STATE_MAX] = {
         [TAILNET_CONNECTED] = "connected",
 };
 
-static const char *strna(const char *s)
-{
+static const char *strna(const char *s) {
         return s ?: "n/a";
 }
 
-static const char *tailnet_state_to_string(TailnetState s)
-{
+static const char *tailnet_state_to_string(TailnetState s) {
         if (s < 0 || s >= _TAILNET_STATE_MAX)
                 return NULL;
         return tailnet_state_table[s];
@@ -91,16 +89,14 @@ struct Tailnet {
         sd_event_source *notify_source; /* defer: calls handler outside of curl callbacks */
 };
 
-static void tailnet_notify(Tailnet *t)
-{
+static void tailnet_notify(Tailnet *t) {
         /* Deferred: changes are found inside curl callbacks, where the handler must not run (it
          * may reconfigure or free us); a burst of changes also gives one call. */
         if (t->notify_source)
                 (void) sd_event_source_set_enabled(t->notify_source, SD_EVENT_ONESHOT);
 }
 
-static int tailnet_on_notify(sd_event_source *s, void *userdata)
-{
+static int tailnet_on_notify(sd_event_source *s, void *userdata) {
         Tailnet *t = userdata;
 
         if (t->handler)
@@ -108,8 +104,7 @@ static int tailnet_on_notify(sd_event_source *s, void *userdata)
         return 0;
 }
 
-static void tailnet_set_state(Tailnet *t, TailnetState state)
-{
+static void tailnet_set_state(Tailnet *t, TailnetState state) {
         bool was_connected = t->state == TAILNET_CONNECTED;
 
         if (t->state == state)
@@ -125,8 +120,7 @@ static void tailnet_set_state(Tailnet *t, TailnetState state)
 }
 
 /* Takes ownership of error (NULL clears). */
-static void tailnet_set_error(Tailnet *t, char *error)
-{
+static void tailnet_set_error(Tailnet *t, char *error) {
         if (streq_ptr(t->error, error)) {
                 free(error);
                 return;
@@ -136,15 +130,13 @@ static void tailnet_set_error(Tailnet *t, char *error)
         tailnet_notify(t);
 }
 
-static bool strv_equal_ptr(char *const *a, char *const *b)
-{
+static bool strv_equal_ptr(char *const *a, char *const *b) {
         return strv_equal(a ? a : (char *const[]){ NULL }, b ? b : (char *const[]){ NULL });
 }
 
 /* Only what TailnetStatus holds counts: byte counters and timestamps of /status are not in it,
  * so a periodic refresh of an unchanged tailnet reports nothing. */
-static bool tailnet_status_equal(const TailnetStatus *a, const TailnetStatus *b)
-{
+static bool tailnet_status_equal(const TailnetStatus *a, const TailnetStatus *b) {
         if (!a || !b)
                 return a == b;
 
@@ -168,8 +160,7 @@ static bool tailnet_status_equal(const TailnetStatus *a, const TailnetStatus *b)
         return true;
 }
 
-static void tailnet_set_status(Tailnet *t, TailnetStatus *status)
-{
+static void tailnet_set_status(Tailnet *t, TailnetStatus *status) {
         if (tailnet_status_equal(t->status, status)) {
                 tailnet_status_free(status);
                 return;
@@ -179,8 +170,7 @@ static void tailnet_set_status(Tailnet *t, TailnetStatus *status)
         tailnet_notify(t);
 }
 
-static void timer_disarm(sd_event_source *s)
-{
+static void timer_disarm(sd_event_source *s) {
         if (s)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
@@ -190,8 +180,7 @@ static void timer_disarm(sd_event_source *s)
  * earlier expiry stays (coalescing). */
 static int timer_arm(sd_event *e, sd_event_source **s, uint64_t delay_usec, uint64_t accuracy,
                      bool keep_earlier, sd_event_time_handler_t cb, void *userdata,
-                     const char *description)
-{
+                     const char *description) {
         uint64_t now, when;
         int r;
 
@@ -223,8 +212,7 @@ static int timer_arm(sd_event *e, sd_event_source **s, uint64_t delay_usec, uint
         return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
 }
 
-static void tailnet_cancel_status(Tailnet *t)
-{
+static void tailnet_cancel_status(Tailnet *t) {
         if (t->status_req) {
                 curl_glue_remove(t->glue, t->status_req);
                 curl_easy_cleanup(t->status_req);
@@ -237,8 +225,7 @@ static void tailnet_cancel_status(Tailnet *t)
 
 /* Tear down the stream and everything that belongs to it; the status goes with it (NULL until
  * the next connection has fetched a fresh one). */
-static void tailnet_drop(Tailnet *t)
-{
+static void tailnet_drop(Tailnet *t) {
         if (t->watch) {
                 curl_glue_remove(t->glue, t->watch);
                 curl_easy_cleanup(t->watch);
@@ -259,8 +246,7 @@ static void tailnet_drop(Tailnet *t)
 
 static int tailnet_on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-static void tailnet_schedule_fetch(Tailnet *t, uint64_t delay_usec)
-{
+static void tailnet_schedule_fetch(Tailnet *t, uint64_t delay_usec) {
         int r;
 
         if (t->state != TAILNET_CONNECTED || !t->event)
@@ -272,8 +258,7 @@ static void tailnet_schedule_fetch(Tailnet *t, uint64_t delay_usec)
                 log_warning_errno(r, "Failed to schedule LocalAPI /status, ignoring: %m");
 }
 
-static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata)
-{
+static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         Tailnet *t = userdata;
         _cleanup_free_ char *error = NULL;
         TailnetStatus *status = NULL;
@@ -318,8 +303,7 @@ static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *
                 tailnet_schedule_fetch(t, STATUS_RETRY_USEC);
 }
 
-static void tailnet_fetch_status(Tailnet *t)
-{
+static void tailnet_fetch_status(Tailnet *t) {
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
         int r;
 
@@ -351,14 +335,12 @@ static void tailnet_fetch_status(Tailnet *t)
         t->status_req = TAKE_PTR(easy);
 }
 
-static int tailnet_on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
+static int tailnet_on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         tailnet_fetch_status(userdata);
         return 0;
 }
 
-static int tailnet_on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
+static int tailnet_on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Tailnet *t = userdata;
         int r;
 
@@ -371,8 +353,7 @@ static int tailnet_on_refresh_timer(sd_event_source *s, uint64_t usec, void *use
         return 0;
 }
 
-static void tailnet_arm_refresh(Tailnet *t)
-{
+static void tailnet_arm_refresh(Tailnet *t) {
         int r;
 
         if (t->refresh_usec == 0 || t->state != TAILNET_CONNECTED || !t->event) {
@@ -388,8 +369,7 @@ static void tailnet_arm_refresh(Tailnet *t)
 
 /* Runs inside curl: no curl_multi_* calls from here, only state and sd-event sources. Returns
  * false to end the stream. */
-static bool tailnet_handle_line(Tailnet *t, const char *line, size_t len)
-{
+static bool tailnet_handle_line(Tailnet *t, const char *line, size_t len) {
         IpnBusNotify n = {};
         bool first = !t->watch_got_line;
         int r;
@@ -428,8 +408,7 @@ static bool tailnet_handle_line(Tailnet *t, const char *line, size_t len)
         return true;
 }
 
-static size_t tailnet_watch_header(char *p, size_t size, size_t n, void *userdata)
-{
+static size_t tailnet_watch_header(char *p, size_t size, size_t n, void *userdata) {
         Tailnet *t = userdata;
         size_t len = size * n;
         long code = 0;
@@ -460,8 +439,7 @@ static size_t tailnet_watch_header(char *p, size_t size, size_t n, void *userdat
         return len;
 }
 
-static size_t tailnet_watch_write(char *p, size_t size, size_t n, void *userdata)
-{
+static size_t tailnet_watch_write(char *p, size_t size, size_t n, void *userdata) {
         Tailnet *t = userdata;
         size_t len = size * n, scanned, start = 0;
         char *nl;
@@ -501,8 +479,7 @@ static size_t tailnet_watch_write(char *p, size_t size, size_t n, void *userdata
 
 static int tailnet_connect(Tailnet *t);
 
-static int tailnet_on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata)
-{
+static int tailnet_on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Tailnet *t = userdata;
 
         t->reconnects++;
@@ -510,8 +487,7 @@ static int tailnet_on_reconnect_timer(sd_event_source *s, uint64_t usec, void *u
         return 0;
 }
 
-static void tailnet_schedule_reconnect(Tailnet *t)
-{
+static void tailnet_schedule_reconnect(Tailnet *t) {
         uint64_t delay = backoff_next(&t->backoff);
         int r;
 
@@ -525,8 +501,7 @@ static void tailnet_schedule_reconnect(Tailnet *t)
                           delay / USEC_PER_MSEC);
 }
 
-static void tailnet_watch_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata)
-{
+static void tailnet_watch_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         Tailnet *t = userdata;
         _cleanup_free_ char *reason = NULL;
         bool was_connected = t->state == TAILNET_CONNECTED;
@@ -556,8 +531,7 @@ static void tailnet_watch_done(CurlGlue *g, CURL *easy, CURLcode result, void *u
         tailnet_schedule_reconnect(t);
 }
 
-static int tailnet_connect(Tailnet *t)
-{
+static int tailnet_connect(Tailnet *t) {
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
         int r;
 
@@ -591,8 +565,7 @@ static int tailnet_connect(Tailnet *t)
         return 0;
 }
 
-static int socket_path_check(const char *path)
-{
+static int socket_path_check(const char *path) {
         if (isempty(path))
                 return -EINVAL;
         if (strlen(path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
@@ -601,8 +574,7 @@ static int socket_path_check(const char *path)
 }
 
 int tailnet_new(CurlGlue *glue, const char *socket_path, TailnetHandler handler, void *userdata,
-                Tailnet **ret)
-{
+                Tailnet **ret) {
         Tailnet *t;
         int r;
 
@@ -630,8 +602,7 @@ int tailnet_new(CurlGlue *glue, const char *socket_path, TailnetHandler handler,
         return 0;
 }
 
-int tailnet_attach(Tailnet *t, sd_event *e)
-{
+int tailnet_attach(Tailnet *t, sd_event *e) {
         int r;
 
         if (!t || !e)
@@ -651,8 +622,7 @@ int tailnet_attach(Tailnet *t, sd_event *e)
         return 0;
 }
 
-int tailnet_set_socket(Tailnet *t, const char *socket_path)
-{
+int tailnet_set_socket(Tailnet *t, const char *socket_path) {
         char *p;
         int r;
 
@@ -683,36 +653,30 @@ int tailnet_set_socket(Tailnet *t, const char *socket_path)
         return 0;
 }
 
-void tailnet_set_refresh(Tailnet *t, uint64_t refresh_usec)
-{
+void tailnet_set_refresh(Tailnet *t, uint64_t refresh_usec) {
         if (!t || t->refresh_usec == refresh_usec)
                 return;
         t->refresh_usec = refresh_usec;
         tailnet_arm_refresh(t);
 }
 
-const TailnetStatus *tailnet_get_status(const Tailnet *t)
-{
+const TailnetStatus *tailnet_get_status(const Tailnet *t) {
         return t ? t->status : NULL;
 }
 
-bool tailnet_is_connected(const Tailnet *t)
-{
+bool tailnet_is_connected(const Tailnet *t) {
         return t && t->state == TAILNET_CONNECTED;
 }
 
-const char *tailnet_get_error(const Tailnet *t)
-{
+const char *tailnet_get_error(const Tailnet *t) {
         return t ? t->error : NULL;
 }
 
-uint64_t tailnet_get_reconnects(const Tailnet *t)
-{
+uint64_t tailnet_get_reconnects(const Tailnet *t) {
         return t ? t->reconnects : 0;
 }
 
-Tailnet *tailnet_free(Tailnet *t)
-{
+Tailnet *tailnet_free(Tailnet *t) {
         if (!t)
                 return NULL;
 

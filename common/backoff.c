@@ -12,7 +12,7 @@
 void backoff_init(Backoff *b, uint64_t min_usec, uint64_t max_usec) {
         /* A max below min would make the first delay longer than the cap; the cap wins. A min of
          * 0 stays 0 (doubling 0 is 0): that is "retry at once", which is what 0 asks for. */
-        *b = (Backoff) {
+        *b = (Backoff){
                 .min_usec = min_usec,
                 .max_usec = max_usec,
         };

@@ -20,7 +20,7 @@ typedef enum K0sRole {
         K0S_ROLE_WORKER,
         K0S_ROLE_CONTROLLER,
         K0S_ROLE_CONTROLLER_WORKER, /* "controller+worker": controller --enable-worker */
-        K0S_ROLE_SINGLE,            /* "single": controller --single */
+        K0S_ROLE_SINGLE, /* "single": controller --single */
         _K0S_ROLE_MAX,
         _K0S_ROLE_INVALID = -EINVAL,
 } K0sRole;
@@ -28,12 +28,12 @@ typedef enum K0sRole {
 const char *k0s_role_to_string(K0sRole r);
 K0sRole k0s_role_from_string(const char *s);
 bool k0s_role_is_controller(K0sRole r); /* controller, controller+worker, single */
-bool k0s_role_runs_kubelet(K0sRole r);  /* worker, controller+worker, single */
+bool k0s_role_runs_kubelet(K0sRole r); /* worker, controller+worker, single */
 
 typedef struct RegistryEndpoint {
-        char *url;        /* http:// or https://, validated */
+        char *url; /* http:// or https://, validated */
         bool skip_verify; /* refused by validation on http:// */
-        char *ca;         /* absolute path or NULL */
+        char *ca; /* absolute path or NULL */
 } RegistryEndpoint;
 
 typedef struct Registry {
@@ -46,47 +46,47 @@ typedef struct AgentConfig {
         char *path; /* file it was loaded from, for messages; may be NULL */
 
         char *interface; /* "tailscale0"; a valid interface name (< IFNAMSIZ) */
-        K0sRole role;    /* default worker */
+        K0sRole role; /* default worker */
 
         /* tailscale: */
-        char *tailscale_socket;          /* /run/tailscale/tailscaled.sock */
-        bool require_running;            /* true */
-        uint64_t peer_refresh_usec;      /* tailscale.peer_refresh: 60s; 0 = never (only used
+        char *tailscale_socket; /* /run/tailscale/tailscaled.sock */
+        bool require_running; /* true */
+        uint64_t peer_refresh_usec; /* tailscale.peer_refresh: 60s; 0 = never (only used
                                           * when a registry has >1 endpoint) */
 
         /* k0s: */
-        char *k0s_binary;        /* /usr/local/bin/k0s */
-        char *k0s_version;       /* "auto" or a version string that k0s_version_parse() accepts */
-        char *k0s_token_file;    /* /etc/k0s/k0stoken */
-        char *k0s_base_config;   /* /etc/k0s/k0s.yaml */
-        char *k0s_config;        /* /etc/k0s/k0s-tsagent.yaml */
-        char **k0s_args;         /* NULL-terminated, never NULL (empty vector) */
-        char **k0s_env;          /* k0s.env: map NAME: value -> "NAME=value", never NULL */
+        char *k0s_binary; /* /usr/local/bin/k0s */
+        char *k0s_version; /* "auto" or a version string that k0s_version_parse() accepts */
+        char *k0s_token_file; /* /etc/k0s/k0stoken */
+        char *k0s_base_config; /* /etc/k0s/k0s.yaml */
+        char *k0s_config; /* /etc/k0s/k0s-tsagent.yaml */
+        char **k0s_args; /* NULL-terminated, never NULL (empty vector) */
+        char **k0s_env; /* k0s.env: map NAME: value -> "NAME=value", never NULL */
         char *k0s_status_socket; /* /run/k0s/status.sock */
 
         /* containerd: */
-        char *containerd_dropin;    /* /etc/k0s/containerd.d/registry.toml */
+        char *containerd_dropin; /* /etc/k0s/containerd.d/registry.toml */
         char *containerd_certs_dir; /* /etc/containerd/certs.d */
 
         Registry *registries;
         size_t n_registries;
 
         /* calico: */
-        unsigned calico_mtu;           /* 1230; 0 leaves the base config's value */
-        char *calico_mark_mask;        /* "0xff00ff00": hex, validated */
+        unsigned calico_mtu; /* 1230; 0 leaves the base config's value */
+        char *calico_mark_mask; /* "0xff00ff00": hex, validated */
 
         /* health: */
         uint64_t health_interval_usec; /* health.interval: 30s; 0 disables the probe */
-        uint64_t health_timeout_usec;  /* health.timeout: 5s */
+        uint64_t health_timeout_usec; /* health.timeout: 5s */
 
         /* timing: */
-        uint64_t settle_usec;              /* 10s */
+        uint64_t settle_usec; /* 10s */
         uint64_t restart_backoff_min_usec; /* 1s */
         uint64_t restart_backoff_max_usec; /* 60s */
-        uint64_t stable_usec;              /* timing.stable: 120s; a k0s running this long resets
+        uint64_t stable_usec; /* timing.stable: 120s; a k0s running this long resets
                                             * the backoff */
-        uint64_t stop_timeout_usec;        /* 90s */
-        uint64_t watchdog_usec;            /* unused by config; WATCHDOG_USEC comes from systemd */
+        uint64_t stop_timeout_usec; /* 90s */
+        uint64_t watchdog_usec; /* unused by config; WATCHDOG_USEC comes from systemd */
 
         char *state_dir; /* /run/k0s-tsagent */
 } AgentConfig;

@@ -30,7 +30,7 @@ static bool is_space(char c) {
 
 static bool is_ident_char(char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               c == '-';
+                c == '-';
 }
 
 /* A semver numeric identifier: digits, no leading zero (except "0" itself), fits an unsigned. */

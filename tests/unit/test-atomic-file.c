@@ -25,8 +25,8 @@
 static char *tmpdir;
 
 static void setup(void) {
-        _cleanup_free_ char *t = strdup_printf("%s/test-atomic-file.XXXXXX",
-                                               getenv("TMPDIR") ?: "/tmp");
+        _cleanup_free_ char *t =
+                strdup_printf("%s/test-atomic-file.XXXXXX", getenv("TMPDIR") ?: "/tmp");
 
         ck_assert_ptr_nonnull(t);
         ck_assert_ptr_nonnull(mkdtemp(t));
@@ -72,8 +72,7 @@ static bool file_equals(const char *path, const char *want) {
         return len == strlen(want) && memcmp(got, want, len) == 0;
 }
 
-START_TEST(test_create_and_mode)
-{
+START_TEST(test_create_and_mode) {
         _cleanup_free_ char *p = in_tmp("a.toml");
         struct stat st;
         mode_t old = umask(077);
@@ -89,8 +88,7 @@ START_TEST(test_create_and_mode)
 }
 END_TEST
 
-START_TEST(test_unchanged_not_touched)
-{
+START_TEST(test_unchanged_not_touched) {
         _cleanup_free_ char *p = in_tmp("b.toml");
         struct timespec past[2] = { { .tv_sec = 1000000000, .tv_nsec = 123 },
                                     { .tv_sec = 1000000000, .tv_nsec = 123 } };
@@ -110,8 +108,7 @@ START_TEST(test_unchanged_not_touched)
 }
 END_TEST
 
-START_TEST(test_changed_rewritten)
-{
+START_TEST(test_changed_rewritten) {
         _cleanup_free_ char *p = in_tmp("c.toml");
         struct stat st1, st2;
 
@@ -132,8 +129,7 @@ START_TEST(test_changed_rewritten)
 }
 END_TEST
 
-START_TEST(test_mode_change_rewrites)
-{
+START_TEST(test_mode_change_rewrites) {
         _cleanup_free_ char *p = in_tmp("d.toml");
         struct stat st1, st2;
 
@@ -147,8 +143,7 @@ START_TEST(test_mode_change_rewrites)
 }
 END_TEST
 
-START_TEST(test_large_content)
-{
+START_TEST(test_large_content) {
         _cleanup_free_ char *p = in_tmp("large");
         _cleanup_free_ char *data = malloc(300000), *back = NULL;
         size_t len;
@@ -166,8 +161,7 @@ START_TEST(test_large_content)
 }
 END_TEST
 
-START_TEST(test_parents_created)
-{
+START_TEST(test_parents_created) {
         _cleanup_free_ char *p = in_tmp("x/y/registry.tailnet.test:5000/hosts.toml");
         _cleanup_free_ char *d = in_tmp("x/y/registry.tailnet.test:5000");
         struct stat st;
@@ -179,8 +173,7 @@ START_TEST(test_parents_created)
 }
 END_TEST
 
-START_TEST(test_symlink_replaced)
-{
+START_TEST(test_symlink_replaced) {
         _cleanup_free_ char *p = in_tmp("link.toml"), *target = in_tmp("target");
 
         ck_assert_int_eq(atomic_file_write(target, "target", 6, 0644), 1);
@@ -193,8 +186,7 @@ START_TEST(test_symlink_replaced)
 }
 END_TEST
 
-START_TEST(test_errors_leave_no_temp)
-{
+START_TEST(test_errors_leave_no_temp) {
         _cleanup_free_ char *dir = in_tmp("adir"), *file = in_tmp("afile");
         _cleanup_free_ char *under = in_tmp("afile/sub.toml");
 
@@ -213,8 +205,7 @@ START_TEST(test_errors_leave_no_temp)
 }
 END_TEST
 
-START_TEST(test_temp_name)
-{
+START_TEST(test_temp_name) {
         _cleanup_free_ char *p = in_tmp("registry.toml");
         _cleanup_close_ int fd = -1;
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -352,8 +343,7 @@ static int enospc_child(const char *dir) {
         return 0;
 }
 
-START_TEST(test_enospc)
-{
+START_TEST(test_enospc) {
         run_child(enospc_child, "ENOSPC on a 64k tmpfs");
 }
 END_TEST
@@ -387,8 +377,7 @@ static int erofs_child(const char *dir) {
         return 0;
 }
 
-START_TEST(test_erofs)
-{
+START_TEST(test_erofs) {
         run_child(erofs_child, "read-only tmpfs");
 }
 END_TEST
@@ -423,16 +412,14 @@ static int no_proc_child(const char *dir) {
         return 0;
 }
 
-START_TEST(test_no_proc_fallback)
-{
+START_TEST(test_no_proc_fallback) {
         run_child(no_proc_child, "write without /proc");
 }
 END_TEST
 
 /* --- read_file_full ------------------------------------------------------------------------ */
 
-START_TEST(test_read_file_full)
-{
+START_TEST(test_read_file_full) {
         _cleanup_free_ char *p = in_tmp("r"), *empty = in_tmp("empty"), *fifo = in_tmp("fifo");
         _cleanup_free_ char *missing = in_tmp("missing");
         char *got = (char *) "untouched";
@@ -471,8 +458,7 @@ START_TEST(test_read_file_full)
 }
 END_TEST
 
-START_TEST(test_read_file_full_procfs)
-{
+START_TEST(test_read_file_full_procfs) {
         /* procfs files say st_size 0: the limit must still hold while reading */
         _cleanup_free_ char *got = NULL;
         char *none = NULL;
@@ -489,8 +475,7 @@ END_TEST
 
 /* --- mkdir_parents, path_join_root --------------------------------------------------------- */
 
-START_TEST(test_mkdir_parents)
-{
+START_TEST(test_mkdir_parents) {
         _cleanup_free_ char *deep = in_tmp("m/n//o/p/"), *file = in_tmp("m/file");
         _cleanup_free_ char *through = in_tmp("m/file/q"), *pdir = in_tmp("m/n/o/p");
         struct stat st;
@@ -532,8 +517,7 @@ static const struct {
         { "/r", "/etc/../a", "/r/etc/../a" },
 };
 
-START_TEST(test_path_join_root)
-{
+START_TEST(test_path_join_root) {
         _cleanup_free_ char *j = path_join_root(joins[_i].root, joins[_i].path);
 
         ck_assert_ptr_nonnull(j);
@@ -541,8 +525,7 @@ START_TEST(test_path_join_root)
 }
 END_TEST
 
-START_TEST(test_path_join_root_null)
-{
+START_TEST(test_path_join_root_null) {
         ck_assert_ptr_null(path_join_root("/r", NULL));
 }
 END_TEST

@@ -10,8 +10,7 @@
 #include "backoff.h"
 #include "macro.h"
 
-START_TEST(test_sequence)
-{
+START_TEST(test_sequence) {
         static const uint64_t want[] = { 1, 2, 4, 8, 16, 32, 60, 60, 60 };
         Backoff b;
 
@@ -25,8 +24,7 @@ START_TEST(test_sequence)
 }
 END_TEST
 
-START_TEST(test_reset)
-{
+START_TEST(test_reset) {
         Backoff b;
 
         backoff_init(&b, 250 * USEC_PER_MSEC, 10 * USEC_PER_SEC);
@@ -41,8 +39,7 @@ START_TEST(test_reset)
 }
 END_TEST
 
-START_TEST(test_peek_does_not_advance)
-{
+START_TEST(test_peek_does_not_advance) {
         Backoff b;
 
         backoff_init(&b, 3, 100);
@@ -52,8 +49,7 @@ START_TEST(test_peek_does_not_advance)
 }
 END_TEST
 
-START_TEST(test_odd_max)
-{
+START_TEST(test_odd_max) {
         /* 2, 4 then the cap 5, not 8 and not an early jump to 5 */
         Backoff b;
 
@@ -65,8 +61,7 @@ START_TEST(test_odd_max)
 }
 END_TEST
 
-START_TEST(test_no_overflow)
-{
+START_TEST(test_no_overflow) {
         Backoff b;
         uint64_t prev = 0;
 
@@ -80,8 +75,7 @@ START_TEST(test_no_overflow)
 }
 END_TEST
 
-START_TEST(test_max_below_min)
-{
+START_TEST(test_max_below_min) {
         Backoff b;
 
         backoff_init(&b, 10 * USEC_PER_SEC, 1 * USEC_PER_SEC);
@@ -92,8 +86,7 @@ START_TEST(test_max_below_min)
 }
 END_TEST
 
-START_TEST(test_zero_min)
-{
+START_TEST(test_zero_min) {
         Backoff b;
 
         backoff_init(&b, 0, 60 * USEC_PER_SEC);

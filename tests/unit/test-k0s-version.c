@@ -60,18 +60,17 @@ static const char *const bad[] = {
         "v1.-35.7",
         "v01.35.7",
         "v1.035.7",
-        "v4294967296.0.0",                 /* UINT_MAX + 1 */
-        "v1.99999999999999999999999.0",    /* would overflow even 64 bits */
+        "v4294967296.0.0", /* UINT_MAX + 1 */
+        "v1.99999999999999999999999.0", /* would overflow even 64 bits */
         "v1.35.18446744073709551616+k0s.0", /* 2^64 */
-        "k0s version v1.35.7+k0s.0",       /* `k0s version` prints only the version */
+        "k0s version v1.35.7+k0s.0", /* `k0s version` prints only the version */
         "Version: v1.35.7+k0s.0",
         "v1.35.7+k0s.0 (commit abc)",
         "\xff\xfe",
         "v1.35.7+k0s.0-very-long-build-metadata-that-does-not-fit-into-the-text-field-at-all",
 };
 
-START_TEST(test_parse_good)
-{
+START_TEST(test_parse_good) {
         K0sVersion v = {};
 
         ck_assert_int_eq(k0s_version_parse(good[_i].in, &v), 0);
@@ -83,8 +82,7 @@ START_TEST(test_parse_good)
 }
 END_TEST
 
-START_TEST(test_parse_bad)
-{
+START_TEST(test_parse_bad) {
         K0sVersion v = { .major = 77, .text = "untouched" };
 
         ck_assert_msg(k0s_version_parse(bad[_i], &v) == -EINVAL, "accepted \"%s\"", bad[_i]);
@@ -94,8 +92,7 @@ START_TEST(test_parse_bad)
 }
 END_TEST
 
-START_TEST(test_parse_null)
-{
+START_TEST(test_parse_null) {
         K0sVersion v = {};
 
         ck_assert_int_eq(k0s_version_parse(NULL, &v), -EINVAL);
@@ -103,8 +100,7 @@ START_TEST(test_parse_null)
 }
 END_TEST
 
-START_TEST(test_boundary)
-{
+START_TEST(test_boundary) {
         /* The exact switch point: every 1.35.x is v2, every 1.36.x is v3. */
         K0sVersion v = { .major = 1, .minor = 35, .patch = 4294967295u };
 
@@ -115,8 +111,7 @@ START_TEST(test_boundary)
 }
 END_TEST
 
-START_TEST(test_format_to_string)
-{
+START_TEST(test_format_to_string) {
         ck_assert_str_eq(containerd_format_to_string(CONTAINERD_FORMAT_V2), "v2");
         ck_assert_str_eq(containerd_format_to_string(CONTAINERD_FORMAT_V3), "v3");
         ck_assert_ptr_null(containerd_format_to_string(_CONTAINERD_FORMAT_MAX));

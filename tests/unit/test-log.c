@@ -16,8 +16,7 @@
 static int saved_stderr = -1;
 static int capture_fd = -1;
 
-static void capture_start(void)
-{
+static void capture_start(void) {
         fflush(stderr);
         saved_stderr = dup(STDERR_FILENO);
         ck_assert_int_ge(saved_stderr, 0);
@@ -27,8 +26,7 @@ static void capture_start(void)
 }
 
 /* Stops capturing and returns everything written since capture_start(). */
-static char *capture_end(void)
-{
+static char *capture_end(void) {
         struct stat st;
         char *buf;
         ssize_t n;
@@ -48,8 +46,7 @@ static char *capture_end(void)
 }
 
 /* Every test but the first starts from the same explicit configuration, also without CK_FORK. */
-static void setup_stderr(void)
-{
+static void setup_stderr(void) {
         unsetenv("JOURNAL_STREAM");
         unsetenv("K0S_TSAGENT_LOG_LEVEL");
         setenv("K0S_TSAGENT_LOG", "stderr", 1);
@@ -57,8 +54,7 @@ static void setup_stderr(void)
         log_set_max_level(LOG_INFO);
 }
 
-START_TEST(test_before_open)
-{
+START_TEST(test_before_open) {
         _cleanup_free_ char *out = NULL;
         int r1, r2;
 
@@ -76,8 +72,7 @@ START_TEST(test_before_open)
 }
 END_TEST
 
-START_TEST(test_level_names)
-{
+START_TEST(test_level_names) {
         _cleanup_free_ char *out = NULL;
 
         log_set_max_level(LOG_DEBUG);
@@ -94,8 +89,7 @@ START_TEST(test_level_names)
 }
 END_TEST
 
-START_TEST(test_errno_m)
-{
+START_TEST(test_errno_m) {
         _cleanup_free_ char *out = NULL;
         int r1, r2, r3, r4;
 
@@ -120,8 +114,7 @@ START_TEST(test_errno_m)
 }
 END_TEST
 
-START_TEST(test_filtered_still_returns)
-{
+START_TEST(test_filtered_still_returns) {
         _cleanup_free_ char *out = NULL;
         int r1, r2;
 
@@ -139,8 +132,7 @@ START_TEST(test_filtered_still_returns)
 }
 END_TEST
 
-START_TEST(test_set_max_level_clamps)
-{
+START_TEST(test_set_max_level_clamps) {
         log_set_max_level(100);
         ck_assert_int_eq(log_get_max_level(), LOG_DEBUG);
         log_set_max_level(-3);
@@ -148,8 +140,7 @@ START_TEST(test_set_max_level_clamps)
 }
 END_TEST
 
-START_TEST(test_level_from_env)
-{
+START_TEST(test_level_from_env) {
         _cleanup_free_ char *out = NULL;
 
         setenv("K0S_TSAGENT_LOG_LEVEL", "warning", 1);
@@ -189,8 +180,7 @@ START_TEST(test_level_from_env)
 }
 END_TEST
 
-START_TEST(test_struct_fields)
-{
+START_TEST(test_struct_fields) {
         _cleanup_free_ char *out = NULL;
         const char *const fields[] = { "INTERFACE=tailscale0", "ADDRESS=100.64.1.2", NULL };
         const char *const no_fields[] = { NULL };
@@ -217,8 +207,7 @@ START_TEST(test_struct_fields)
 }
 END_TEST
 
-START_TEST(test_long_line_truncated)
-{
+START_TEST(test_long_line_truncated) {
         _cleanup_free_ char *out = NULL, *big = NULL;
         const char *const fields[] = { "INTERFACE=tailscale0", NULL };
         size_t len;
@@ -243,8 +232,7 @@ START_TEST(test_long_line_truncated)
 }
 END_TEST
 
-START_TEST(test_control_characters)
-{
+START_TEST(test_control_characters) {
         _cleanup_free_ char *out = NULL;
         const char *const fields[] = { "REASON=a\nb", NULL };
 
@@ -260,13 +248,11 @@ START_TEST(test_control_characters)
 }
 END_TEST
 
-static bool journald_socket_exists(void)
-{
+static bool journald_socket_exists(void) {
         return access("/run/systemd/journal/socket", F_OK) == 0;
 }
 
-START_TEST(test_journal_fallback)
-{
+START_TEST(test_journal_fallback) {
         _cleanup_free_ char *out = NULL;
         const char *const fields[] = { "INTERFACE=tailscale0", NULL };
         int r1, r2;
@@ -295,8 +281,7 @@ START_TEST(test_journal_fallback)
 }
 END_TEST
 
-START_TEST(test_journal_bad_field_falls_back)
-{
+START_TEST(test_journal_bad_field_falls_back) {
         _cleanup_free_ char *out = NULL;
         const char *const fields[] = { "NO_EQUALS_SIGN", NULL };
 
@@ -313,8 +298,7 @@ START_TEST(test_journal_bad_field_falls_back)
 }
 END_TEST
 
-static void set_journal_stream(int fd, long ino_delta)
-{
+static void set_journal_stream(int fd, long ino_delta) {
         char buf[64];
         struct stat st;
 
@@ -324,8 +308,7 @@ static void set_journal_stream(int fd, long ino_delta)
         setenv("JOURNAL_STREAM", buf, 1);
 }
 
-START_TEST(test_journal_stream_detection)
-{
+START_TEST(test_journal_stream_detection) {
         _cleanup_free_ char *out = NULL;
         bool matching, mismatched, forced_stderr, garbage, half;
 
@@ -369,8 +352,7 @@ START_TEST(test_journal_stream_detection)
 }
 END_TEST
 
-static Suite *log_suite(void)
-{
+static Suite *log_suite(void) {
         Suite *s = suite_create("log");
         TCase *tc;
 
@@ -401,8 +383,7 @@ static Suite *log_suite(void)
         return s;
 }
 
-int main(void)
-{
+int main(void) {
         SRunner *sr = srunner_create(log_suite());
         int failed;
 

@@ -37,8 +37,7 @@ static const struct {
         { "::ffff:100.64.1.2", false },
 };
 
-START_TEST(test_address_is_tailnet_ipv4)
-{
+START_TEST(test_address_is_tailnet_ipv4) {
         const char *a = tailnet_table[_i].address;
 
         ck_assert_msg(address_is_tailnet_ipv4(a) == tailnet_table[_i].tailnet, "'%s': expected %s",
@@ -46,14 +45,12 @@ START_TEST(test_address_is_tailnet_ipv4)
 }
 END_TEST
 
-START_TEST(test_address_is_tailnet_ipv4_null)
-{
+START_TEST(test_address_is_tailnet_ipv4_null) {
         ck_assert(!address_is_tailnet_ipv4(NULL));
 }
 END_TEST
 
-START_TEST(test_new_rejects_bad_names)
-{
+START_TEST(test_new_rejects_bad_names) {
         Netwatch *nw = (Netwatch *) 0x1;
 
         ck_assert_int_eq(netwatch_new(NULL, NULL, NULL, &nw), -EINVAL);
@@ -69,8 +66,7 @@ START_TEST(test_new_rejects_bad_names)
 }
 END_TEST
 
-START_TEST(test_state_before_attach)
-{
+START_TEST(test_state_before_attach) {
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         const NetState *s;
 
@@ -93,14 +89,12 @@ START_TEST(test_state_before_attach)
 }
 END_TEST
 
-START_TEST(test_free_null)
-{
+START_TEST(test_free_null) {
         ck_assert_ptr_eq(netwatch_free(NULL), NULL);
 }
 END_TEST
 
-static Suite *netwatch_helpers_suite(void)
-{
+static Suite *netwatch_helpers_suite(void) {
         Suite *s = suite_create("netwatch-helpers");
         TCase *tc = tcase_create("core");
 
@@ -113,8 +107,7 @@ static Suite *netwatch_helpers_suite(void)
         return s;
 }
 
-int main(void)
-{
+int main(void) {
         SRunner *sr = srunner_create(netwatch_helpers_suite());
         int failed;
 

@@ -31,15 +31,13 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
-static int safe_close(int fd)
-{
+static int safe_close(int fd) {
         if (fd >= 0)
                 (void) close(fd);
         return -1;
 }
 
-static uint64_t now_usec(void)
-{
+static uint64_t now_usec(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -63,8 +61,7 @@ static uint64_t now_usec(void)
         })
 
 /* Processes whatever is queued now, without waiting. */
-static void flush(sd_event *e)
-{
+static void flush(sd_event *e) {
         int r;
 
         do
@@ -74,16 +71,14 @@ static void flush(sd_event *e)
 }
 
 /* Lets asynchronous kernel work (linkwatch) happen, then processes it. */
-static void settle(sd_event *e, uint64_t usec)
-{
+static void settle(sd_event *e, uint64_t usec) {
         uint64_t deadline = now_usec() + usec;
 
         while (now_usec() < deadline)
                 ck_assert_int_ge(sd_event_run(e, 50 * USEC_PER_MSEC), 0);
 }
 
-_printf_(1, 2) static void run(const char *fmt, ...)
-{
+_printf_(1, 2) static void run(const char *fmt, ...) {
         _cleanup_free_ char *cmd = NULL;
         va_list ap;
         int r, status;
@@ -100,8 +95,7 @@ _printf_(1, 2) static void run(const char *fmt, ...)
 
 /* Like tailscaled: TUNSETIFF without TUNSETPERSIST, so closing the fd deletes the link. On an
  * existing persistent TUN it attaches instead (carrier on). */
-static int tun_hold(const char *ifname)
-{
+static int tun_hold(const char *ifname) {
         struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
         int fd;
 
@@ -112,20 +106,17 @@ static int tun_hold(const char *ifname)
         return fd;
 }
 
-static void enter_netns(void)
-{
+static void enter_netns(void) {
         ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
 }
 
-static void on_change(Netwatch *nw, void *userdata)
-{
+static void on_change(Netwatch *nw, void *userdata) {
         unsigned *calls = userdata;
 
         (*calls)++;
 }
 
-static int compare_bytes(const void *a, const void *b)
-{
+static int compare_bytes(const void *a, const void *b) {
         return memcmp(a, b, 16);
 }
 
@@ -141,8 +132,7 @@ typedef struct Expected {
 
 /* Sorts binary addresses (16 bytes each, IPv4 in the first 4), drops duplicates, keeps the
  * first NETWATCH_MAX_ADDRS as text: netwatch's documented order. */
-static size_t sorted_strings(uint8_t (*bin)[16], size_t n, int family, char *out, size_t width)
-{
+static size_t sorted_strings(uint8_t (*bin)[16], size_t n, int family, char *out, size_t width) {
         size_t k = 0;
 
         qsort(bin, n, 16, compare_bytes);
@@ -156,8 +146,7 @@ static size_t sorted_strings(uint8_t (*bin)[16], size_t n, int family, char *out
         return k;
 }
 
-static bool json_flag(const cJSON *flags, const char *name)
-{
+static bool json_flag(const cJSON *flags, const char *name) {
         const cJSON *f;
 
         cJSON_ArrayForEach(f,
@@ -166,8 +155,7 @@ static bool json_flag(const cJSON *flags, const char *name)
 }
 
 /* What `ip -j addr show dev IFNAME` says, in NetState's terms. */
-static void expected_from_ip(Expected *x)
-{
+static void expected_from_ip(Expected *x) {
         _cleanup_(cJSON_Deletep) cJSON *json = NULL;
         _cleanup_free_ uint8_t(*v4)[16] = NULL, (*v6)[16] = NULL;
         size_t n4 = 0, n6 = 0, size = 0, len = 0;
@@ -215,8 +203,7 @@ static void expected_from_ip(Expected *x)
         ck_assert_ptr_nonnull(v6);
 
         const cJSON *a;
-        cJSON_ArrayForEach(a, ai)
-        {
+        cJSON_ArrayForEach(a, ai) {
                 const char *family = cJSON_GetObjectItem(a, "family")->valuestring;
                 const char *local = cJSON_GetObjectItem(a, "local")->valuestring;
                 const char *scope = cJSON_GetObjectItem(a, "scope")->valuestring;
@@ -232,8 +219,7 @@ static void expected_from_ip(Expected *x)
 }
 
 /* The state netwatch reports equals what the kernel reports through iproute2. */
-static void assert_matches_ip(const NetState *s)
-{
+static void assert_matches_ip(const NetState *s) {
         Expected x;
 
         expected_from_ip(&x);
@@ -256,8 +242,7 @@ static void assert_matches_ip(const NetState *s)
                 ck_assert_str_eq(s->ipv6[i], x.ipv6[i]);
 }
 
-START_TEST(test_tailscaled_lifecycle)
-{
+START_TEST(test_tailscaled_lifecycle) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -359,8 +344,7 @@ START_TEST(test_tailscaled_lifecycle)
 }
 END_TEST
 
-START_TEST(test_persistent_tun_without_process)
-{
+START_TEST(test_persistent_tun_without_process) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -416,8 +400,7 @@ START_TEST(test_persistent_tun_without_process)
 }
 END_TEST
 
-START_TEST(test_initial_dump)
-{
+START_TEST(test_initial_dump) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -453,8 +436,7 @@ START_TEST(test_initial_dump)
 }
 END_TEST
 
-START_TEST(test_rename_and_set_ifname)
-{
+START_TEST(test_rename_and_set_ifname) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1, fd1 = -1;
@@ -515,8 +497,7 @@ START_TEST(test_rename_and_set_ifname)
 }
 END_TEST
 
-START_TEST(test_coalesced_handler)
-{
+START_TEST(test_coalesced_handler) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -551,8 +532,7 @@ START_TEST(test_coalesced_handler)
 END_TEST
 
 /* 2,000 adds and most of them deleted again, all queued while the loop sleeps. */
-static void address_burst(void)
-{
+static void address_burst(void) {
         FILE *f;
 
         f = popen("ip -batch -", "w");
@@ -569,8 +549,7 @@ static void address_burst(void)
         ck_assert_int_eq(pclose(f), 0);
 }
 
-START_TEST(test_enobufs_resync)
-{
+START_TEST(test_enobufs_resync) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -604,8 +583,7 @@ START_TEST(test_enobufs_resync)
 }
 END_TEST
 
-START_TEST(test_burst_default_buffer)
-{
+START_TEST(test_burst_default_buffer) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -629,8 +607,7 @@ START_TEST(test_burst_default_buffer)
 }
 END_TEST
 
-START_TEST(test_more_than_max_addrs)
-{
+START_TEST(test_more_than_max_addrs) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(netwatch_freep) Netwatch *nw = NULL;
         _cleanup_close_ int fd = -1;
@@ -664,8 +641,7 @@ START_TEST(test_more_than_max_addrs)
 }
 END_TEST
 
-static Suite *netwatch_suite(void)
-{
+static Suite *netwatch_suite(void) {
         Suite *s = suite_create("netwatch");
         TCase *tc = tcase_create("netns");
 
@@ -683,8 +659,7 @@ static Suite *netwatch_suite(void)
 }
 
 /* Runs in a child so the probe namespace dies with it. 0: usable; else the reason to skip. */
-static const char *probe(void)
-{
+static const char *probe(void) {
         pid_t pid;
         int status;
 
@@ -724,8 +699,7 @@ static const char *probe(void)
         return "probe failed";
 }
 
-int main(void)
-{
+int main(void) {
         const char *skip = probe();
         SRunner *sr;
         int failed;

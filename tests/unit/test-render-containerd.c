@@ -17,26 +17,23 @@
 
 #define M RENDER_CONTAINERD_MARKER "\n"
 
-static const char *const want_v2 =
-        M "version = 2\n"
-          "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n"
-          "config_path = \"/etc/containerd/certs.d\"\n";
+static const char *const want_v2 = M "version = 2\n"
+                                     "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n"
+                                     "config_path = \"/etc/containerd/certs.d\"\n";
 
-static const char *const want_v3 =
-        M "version = 3\n"
-          "[plugins.\"io.containerd.cri.v1.images\".registry]\n"
-          "config_path = \"/etc/containerd/certs.d\"\n";
+static const char *const want_v3 = M "version = 3\n"
+                                     "[plugins.\"io.containerd.cri.v1.images\".registry]\n"
+                                     "config_path = \"/etc/containerd/certs.d\"\n";
 
-static const char *const want_two =
-        M "server = \"http://100.64.0.7:5000\"\n"
-          "\n"
-          "[host.\"http://100.64.0.7:5000\"]\n"
-          "  capabilities = [\"pull\", \"resolve\"]\n"
-          "\n"
-          "[host.\"https://registry.example.ts.net:5000\"]\n"
-          "  capabilities = [\"pull\", \"resolve\"]\n"
-          "  skip_verify = true\n"
-          "  ca = \"/etc/k0s-tsagent/registry-ca.pem\"\n";
+static const char *const want_two = M "server = \"http://100.64.0.7:5000\"\n"
+                                      "\n"
+                                      "[host.\"http://100.64.0.7:5000\"]\n"
+                                      "  capabilities = [\"pull\", \"resolve\"]\n"
+                                      "\n"
+                                      "[host.\"https://registry.example.ts.net:5000\"]\n"
+                                      "  capabilities = [\"pull\", \"resolve\"]\n"
+                                      "  skip_verify = true\n"
+                                      "  ca = \"/etc/k0s-tsagent/registry-ca.pem\"\n";
 
 static const char *const want_ipv6 =
         M "server = \"http://[fd7a:115c:a1e0::5]:5001\"\n"
@@ -48,7 +45,8 @@ static const char *const want_ipv6 =
 
 static RegistryEndpoint two_endpoints[] = {
         { .url = (char *) "http://100.64.0.7:5000", .skip_verify = true /* never on http */ },
-        { .url = (char *) "https://registry.example.ts.net:5000", .skip_verify = true,
+        { .url = (char *) "https://registry.example.ts.net:5000",
+          .skip_verify = true,
           .ca = (char *) "/etc/k0s-tsagent/registry-ca.pem" },
 };
 static const Registry two = {
@@ -59,7 +57,8 @@ static const Registry two = {
 
 static RegistryEndpoint ipv6_endpoints[] = {
         { .url = (char *) "http://[fd7a:115c:a1e0::5]:5001" },
-        { .url = (char *) "https://100.64.0.7:5000", .skip_verify = true,
+        { .url = (char *) "https://100.64.0.7:5000",
+          .skip_verify = true,
           .ca = (char *) "/etc/ca.pem" },
 };
 static const Registry ipv6 = {
@@ -84,25 +83,21 @@ static const char *const hostile[] = {
         "",
 };
 
-START_TEST(test_dropin_exact)
-{
+START_TEST(test_dropin_exact) {
         _cleanup_free_ char *v2 = NULL, *v3 = NULL;
 
-        ck_assert_int_eq(render_containerd_dropin(CONTAINERD_FORMAT_V2, "/etc/containerd/certs.d",
-                                                  &v2),
-                         0);
+        ck_assert_int_eq(
+                render_containerd_dropin(CONTAINERD_FORMAT_V2, "/etc/containerd/certs.d", &v2), 0);
         ck_assert_str_eq(v2, want_v2);
-        ck_assert_int_eq(render_containerd_dropin(CONTAINERD_FORMAT_V3, "/etc/containerd/certs.d",
-                                                  &v3),
-                         0);
+        ck_assert_int_eq(
+                render_containerd_dropin(CONTAINERD_FORMAT_V3, "/etc/containerd/certs.d", &v3), 0);
         ck_assert_str_eq(v3, want_v3);
         /* k0s >= 1.36 rejects any drop-in mentioning the 1.x plugin (facts/k0s.md §4) */
         ck_assert_ptr_null(strstr(v3, "io.containerd.grpc.v1.cri"));
 }
 END_TEST
 
-START_TEST(test_dropin_invalid)
-{
+START_TEST(test_dropin_invalid) {
         char *s = (char *) "untouched";
 
         ck_assert_int_eq(render_containerd_dropin(_CONTAINERD_FORMAT_MAX, "/x", &s), -EINVAL);
@@ -113,8 +108,7 @@ START_TEST(test_dropin_invalid)
 }
 END_TEST
 
-START_TEST(test_hosts_two_endpoints)
-{
+START_TEST(test_hosts_two_endpoints) {
         _cleanup_free_ char *t = NULL;
 
         ck_assert_int_eq(render_hosts_toml(&two, NULL, &t), 0);
@@ -122,8 +116,7 @@ START_TEST(test_hosts_two_endpoints)
 }
 END_TEST
 
-START_TEST(test_hosts_order)
-{
+START_TEST(test_hosts_order) {
         static const size_t rev[] = { 1, 0 };
         _cleanup_free_ char *t = NULL;
         const char *a, *b;
@@ -141,8 +134,7 @@ START_TEST(test_hosts_order)
 }
 END_TEST
 
-START_TEST(test_hosts_bad_order)
-{
+START_TEST(test_hosts_bad_order) {
         static const size_t dup[] = { 1, 1 }, out[] = { 0, 2 };
         char *t = (char *) "untouched";
 
@@ -152,8 +144,7 @@ START_TEST(test_hosts_bad_order)
 }
 END_TEST
 
-START_TEST(test_hosts_invalid)
-{
+START_TEST(test_hosts_invalid) {
         Registry empty = { .name = (char *) "x:1", .endpoints = two_endpoints, .n_endpoints = 0 };
         RegistryEndpoint nourl = {};
         Registry bad = { .name = (char *) "x:1", .endpoints = &nourl, .n_endpoints = 1 };
@@ -169,23 +160,22 @@ START_TEST(test_hosts_invalid)
 }
 END_TEST
 
-START_TEST(test_hosts_http_never_skip_verify)
-{
+START_TEST(test_hosts_http_never_skip_verify) {
         RegistryEndpoint e = { .url = (char *) "http://100.64.0.7:5000", .skip_verify = true };
         Registry r = { .name = (char *) "100.64.0.7:5000", .endpoints = &e, .n_endpoints = 1 };
         _cleanup_free_ char *t = NULL;
 
         ck_assert_int_eq(render_hosts_toml(&r, NULL, &t), 0);
-        ck_assert_str_eq(t, M "server = \"http://100.64.0.7:5000\"\n"
-                              "\n"
-                              "[host.\"http://100.64.0.7:5000\"]\n"
-                              "  capabilities = [\"pull\", \"resolve\"]\n");
+        ck_assert_str_eq(t,
+                         M "server = \"http://100.64.0.7:5000\"\n"
+                           "\n"
+                           "[host.\"http://100.64.0.7:5000\"]\n"
+                           "  capabilities = [\"pull\", \"resolve\"]\n");
         ck_assert_ptr_null(strstr(t, "skip_verify"));
 }
 END_TEST
 
-START_TEST(test_hosts_ipv6)
-{
+START_TEST(test_hosts_ipv6) {
         _cleanup_free_ char *t = NULL;
 
         ck_assert_int_eq(render_hosts_toml(&ipv6, NULL, &t), 0);
@@ -209,8 +199,7 @@ static const struct {
         { "#[]{}=,", "\"#[]{}=,\"" },
 };
 
-START_TEST(test_toml_quote)
-{
+START_TEST(test_toml_quote) {
         _cleanup_free_ char *q = NULL;
 
         ck_assert_int_eq(toml_quote(quotes[_i].in, &q), 0);
@@ -218,17 +207,16 @@ START_TEST(test_toml_quote)
 }
 END_TEST
 
-START_TEST(test_toml_quote_invalid_utf8)
-{
+START_TEST(test_toml_quote_invalid_utf8) {
         static const char *const bad[] = {
-                "\xff",             /* never valid */
-                "\x80",             /* lone continuation byte */
-                "\xc0\xaf",         /* overlong '/' */
-                "\xe0\x80\xaf",     /* overlong */
-                "\xed\xa0\x80",     /* UTF-16 surrogate */
+                "\xff", /* never valid */
+                "\x80", /* lone continuation byte */
+                "\xc0\xaf", /* overlong '/' */
+                "\xe0\x80\xaf", /* overlong */
+                "\xed\xa0\x80", /* UTF-16 surrogate */
                 "\xf4\x90\x80\x80", /* above U+10FFFF */
-                "\xe2\x82",         /* truncated */
-                "ok\xf0\x9f\x90",   /* truncated at the end */
+                "\xe2\x82", /* truncated */
+                "ok\xf0\x9f\x90", /* truncated at the end */
         };
         char *q = (char *) "untouched";
 
@@ -312,12 +300,12 @@ static void queue_check(const char *kind, const char *text, const char *expect, 
 static size_t expect_hosts(char *buf, size_t size, const Registry *r, const size_t *order) {
         size_t n = 0;
 
-#define PUT(s)                                                         \
-        do {                                                           \
-                size_t _l = strlen(s) + 1;                             \
-                ck_assert_uint_le(n + _l, size);                       \
-                memcpy(buf + n, s, _l);                                \
-                n += _l;                                               \
+#define PUT(s) \
+        do { \
+                size_t _l = strlen(s) + 1; \
+                ck_assert_uint_le(n + _l, size); \
+                memcpy(buf + n, s, _l); \
+                n += _l; \
         } while (0)
         PUT(r->endpoints[order ? order[0] : 0].url);
         for (size_t i = 0; i < r->n_endpoints; i++) {
@@ -330,12 +318,11 @@ static size_t expect_hosts(char *buf, size_t size, const Registry *r, const size
         return n - 1; /* no trailing separator */
 }
 
-START_TEST(test_tomllib_roundtrip)
-{
+START_TEST(test_tomllib_roundtrip) {
         static const size_t rev[] = { 1, 0 };
         _cleanup_free_ char *py = NULL, *cmd = NULL, *rm = NULL;
-        _cleanup_free_ char *tmpl = strdup_printf("%s/test-render-containerd.XXXXXX",
-                                                  getenv("TMPDIR") ?: "/tmp");
+        _cleanup_free_ char *tmpl =
+                strdup_printf("%s/test-render-containerd.XXXXXX", getenv("TMPDIR") ?: "/tmp");
         const char *python;
         char buf[4096];
         int status;
@@ -350,9 +337,11 @@ START_TEST(test_tomllib_roundtrip)
         for (size_t i = 0; i < ELEMENTSOF(hostile); i++) {
                 _cleanup_free_ char *v2 = NULL, *v3 = NULL, *h = NULL;
                 RegistryEndpoint eps[] = {
-                        { .url = (char *) hostile[i], .skip_verify = true,
+                        { .url = (char *) hostile[i],
+                          .skip_verify = true,
                           .ca = (char *) hostile[i] },
-                        { .url = (char *) "https://[fd7a::1]:5000", .skip_verify = true,
+                        { .url = (char *) "https://[fd7a::1]:5000",
+                          .skip_verify = true,
                           .ca = (char *) hostile[(i + 1) % ELEMENTSOF(hostile)] },
                 };
                 Registry r = { .name = (char *) "x:1", .endpoints = eps, .n_endpoints = 1 };

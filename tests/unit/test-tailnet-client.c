@@ -62,8 +62,7 @@ struct FakeServer {
         bool saw_referer_or_origin;
 };
 
-static int write_all(int fd, const void *p, size_t n)
-{
+static int write_all(int fd, const void *p, size_t n) {
         const char *c = p;
 
         while (n > 0) {
@@ -80,8 +79,7 @@ static int write_all(int fd, const void *p, size_t n)
         return 0;
 }
 
-static void fake_conn_free(FakeConn *c)
-{
+static void fake_conn_free(FakeConn *c) {
         FakeConn **p;
 
         for (p = &c->server->conns; *p; p = &(*p)->next)
@@ -95,8 +93,7 @@ static void fake_conn_free(FakeConn *c)
 }
 
 /* Case-insensitive header lookup in a raw request; copies the value into buf. */
-static bool header_get(const char *req, const char *name, char *buf, size_t size)
-{
+static bool header_get(const char *req, const char *name, char *buf, size_t size) {
         size_t nl = strlen(name);
 
         for (const char *l = strstr(req, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
@@ -116,8 +113,7 @@ static bool header_get(const char *req, const char *name, char *buf, size_t size
         return false;
 }
 
-static void fake_send_chunk(FakeConn *c, const char *line)
-{
+static void fake_send_chunk(FakeConn *c, const char *line) {
         char head[32];
 
         snprintf(head, sizeof(head), "%zx\r\n", strlen(line) + 1);
@@ -126,8 +122,7 @@ static void fake_send_chunk(FakeConn *c, const char *line)
         (void) write_all(c->fd, "\n\r\n", 3);
 }
 
-static void fake_answer(FakeConn *c)
-{
+static void fake_answer(FakeConn *c) {
         FakeServer *s = c->server;
         char method[16], target[512], buf[256], *resp = NULL;
         int n;
@@ -185,8 +180,7 @@ static void fake_answer(FakeConn *c)
         fake_conn_free(c);
 }
 
-static int fake_on_conn(sd_event_source *src, int fd, uint32_t revents, void *userdata)
-{
+static int fake_on_conn(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         FakeConn *c = userdata;
         char tmp[4096];
         ssize_t k;
@@ -208,8 +202,7 @@ static int fake_on_conn(sd_event_source *src, int fd, uint32_t revents, void *us
         return 0;
 }
 
-static int fake_on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata)
-{
+static int fake_on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         FakeServer *s = userdata;
         FakeConn *c;
         int cfd;
@@ -228,8 +221,7 @@ static int fake_on_accept(sd_event_source *src, int fd, uint32_t revents, void *
         return 0;
 }
 
-static void fake_start(FakeServer *s)
-{
+static void fake_start(FakeServer *s) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
         s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -244,8 +236,7 @@ static void fake_start(FakeServer *s)
 }
 
 /* Like a tailscaled exit: connections cut (no final chunk unless clean), socket file gone. */
-static void fake_stop(FakeServer *s, bool clean)
-{
+static void fake_stop(FakeServer *s, bool clean) {
         while (s->conns) {
                 if (clean && s->conns->watcher)
                         (void) write_all(s->conns->fd, "0\r\n\r\n", 5);
@@ -258,15 +249,13 @@ static void fake_stop(FakeServer *s, bool clean)
         (void) unlink(s->path);
 }
 
-static void fake_push(FakeServer *s, const char *line)
-{
+static void fake_push(FakeServer *s, const char *line) {
         for (FakeConn *c = s->conns; c; c = c->next)
                 if (c->watcher)
                         fake_send_chunk(c, line);
 }
 
-static unsigned fake_watchers(FakeServer *s)
-{
+static unsigned fake_watchers(FakeServer *s) {
         unsigned n = 0;
 
         for (FakeConn *c = s->conns; c; c = c->next)
@@ -274,23 +263,20 @@ static unsigned fake_watchers(FakeServer *s)
         return n;
 }
 
-static void fake_set_body(FakeServer *s, const char *body)
-{
+static void fake_set_body(FakeServer *s, const char *body) {
         free(s->status_body);
         s->status_body = strdup(body);
         ck_assert_ptr_nonnull(s->status_body);
 }
 
-static void fake_init(FakeServer *s, sd_event *e, const char *dir, const char *name)
-{
+static void fake_init(FakeServer *s, sd_event *e, const char *dir, const char *name) {
         *s = (FakeServer){ .event = e, .listen_fd = -1, .status_code = 200 };
         ck_assert_int_lt(snprintf(s->path, sizeof(s->path), "%s/%s", dir, name),
                          (int) sizeof(s->path));
         fake_set_body(s, "{}");
 }
 
-static void fake_done(FakeServer *s)
-{
+static void fake_done(FakeServer *s) {
         fake_stop(s, false);
         free(s->status_body);
         free(s->first_line);
@@ -298,8 +284,7 @@ static void fake_done(FakeServer *s)
 
 /* ---- fixtures ----------------------------------------------------------------------------- */
 
-static char *read_sample(const char *name)
-{
+static char *read_sample(const char *name) {
         const char *dir = getenv("SAMPLES_DIR");
         char path[4096];
         struct stat st;
@@ -319,8 +304,7 @@ static char *read_sample(const char *name)
 }
 
 /* The sample with "Running" swapped for another BackendState. */
-static char *sample_with_state(const char *state)
-{
+static char *sample_with_state(const char *state) {
         char *s = read_sample("tailscale-status-sample.json"), *p, *out;
 
         p = strstr(s, "\"BackendState\": \"Running\"");
@@ -353,8 +337,7 @@ static CurlGlue *glue;
 static FakeServer ts;
 static unsigned handler_calls;
 
-static uint64_t now_usec(void)
-{
+static uint64_t now_usec(void) {
         struct timespec t;
 
         ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &t), 0);
@@ -375,13 +358,11 @@ static uint64_t now_usec(void)
         })
 
 /* Run the loop for ms milliseconds, whatever happens. */
-static void run_for(unsigned ms)
-{
+static void run_for(unsigned ms) {
         (void) RUN_UNTIL(ms, false);
 }
 
-static void setup(void)
-{
+static void setup(void) {
         const char *base = getenv("TMPDIR");
 
         /* Short: a unix socket path must fit in 108 bytes. */
@@ -394,8 +375,7 @@ static void setup(void)
         log_set_max_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
 }
 
-static void teardown(void)
-{
+static void teardown(void) {
         char path[512];
 
         fake_done(&ts);
@@ -406,13 +386,11 @@ static void teardown(void)
         (void) rmdir(tmpdir);
 }
 
-static void on_tailnet(Tailnet *t, void *userdata)
-{
+static void on_tailnet(Tailnet *t, void *userdata) {
         handler_calls++;
 }
 
-static Tailnet *tailnet_start(const char *path)
-{
+static Tailnet *tailnet_start(const char *path) {
         Tailnet *t = NULL;
 
         ck_assert_int_eq(tailnet_new(glue, path, on_tailnet, NULL, &t), 0);
@@ -422,8 +400,7 @@ static Tailnet *tailnet_start(const char *path)
         return t;
 }
 
-static void serve_sample(FakeServer *s)
-{
+static void serve_sample(FakeServer *s) {
         char *body = read_sample("tailscale-status-sample.json");
 
         fake_set_body(s, body);
@@ -435,8 +412,7 @@ static void serve_sample(FakeServer *s)
 
 /* ---- tailnet ------------------------------------------------------------------------------- */
 
-START_TEST(test_connect_and_status)
-{
+START_TEST(test_connect_and_status) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         const TailnetStatus *st;
 
@@ -466,8 +442,7 @@ START_TEST(test_connect_and_status)
 }
 END_TEST
 
-START_TEST(test_watch_uses_mask_2)
-{
+START_TEST(test_watch_uses_mask_2) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
 
         serve_sample(&ts);
@@ -479,8 +454,7 @@ START_TEST(test_watch_uses_mask_2)
 }
 END_TEST
 
-START_TEST(test_state_line_refetches)
-{
+START_TEST(test_state_line_refetches) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         _cleanup_free_ char *stopped = sample_with_state("Stopped");
         unsigned calls;
@@ -525,8 +499,7 @@ START_TEST(test_state_line_refetches)
 }
 END_TEST
 
-START_TEST(test_lines_split_across_chunks)
-{
+START_TEST(test_lines_split_across_chunks) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         const char *line = LINE_STOPPED;
         size_t half = strlen(line) / 2;
@@ -562,8 +535,7 @@ START_TEST(test_lines_split_across_chunks)
 }
 END_TEST
 
-START_TEST(test_server_restart_reconnects)
-{
+START_TEST(test_server_restart_reconnects) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         uint64_t t0;
 
@@ -595,8 +567,7 @@ START_TEST(test_server_restart_reconnects)
 }
 END_TEST
 
-START_TEST(test_clean_end_reconnects)
-{
+START_TEST(test_clean_end_reconnects) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
 
         serve_sample(&ts);
@@ -617,8 +588,7 @@ START_TEST(test_clean_end_reconnects)
 }
 END_TEST
 
-START_TEST(test_fell_behind_reconnects)
-{
+START_TEST(test_fell_behind_reconnects) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
 
         serve_sample(&ts);
@@ -635,8 +605,7 @@ START_TEST(test_fell_behind_reconnects)
 }
 END_TEST
 
-START_TEST(test_http_403)
-{
+START_TEST(test_http_403) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
 
         serve_sample(&ts);
@@ -652,8 +621,7 @@ START_TEST(test_http_403)
 }
 END_TEST
 
-START_TEST(test_missing_socket_then_appears)
-{
+START_TEST(test_missing_socket_then_appears) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
 
         t = tailnet_start(ts.path);
@@ -670,8 +638,7 @@ START_TEST(test_missing_socket_then_appears)
 }
 END_TEST
 
-START_TEST(test_stale_socket_refused)
-{
+START_TEST(test_stale_socket_refused) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -688,8 +655,7 @@ START_TEST(test_stale_socket_refused)
 }
 END_TEST
 
-START_TEST(test_idle_arms_no_timer)
-{
+START_TEST(test_idle_arms_no_timer) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
 
         serve_sample(&ts);
@@ -706,8 +672,7 @@ START_TEST(test_idle_arms_no_timer)
 }
 END_TEST
 
-START_TEST(test_refresh)
-{
+START_TEST(test_refresh) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         unsigned n;
 
@@ -725,8 +690,7 @@ START_TEST(test_refresh)
 }
 END_TEST
 
-START_TEST(test_set_socket)
-{
+START_TEST(test_set_socket) {
         _cleanup_(tailnet_freep) Tailnet *t = NULL;
         FakeServer other;
 
@@ -755,8 +719,7 @@ START_TEST(test_set_socket)
 }
 END_TEST
 
-START_TEST(test_free_in_flight)
-{
+START_TEST(test_free_in_flight) {
         Tailnet *t;
 
         /* A request that never gets an answer must not leak when the owner goes away. */
@@ -782,13 +745,11 @@ END_TEST
 
 static unsigned health_calls;
 
-static void on_health(Health *h, void *userdata)
-{
+static void on_health(Health *h, void *userdata) {
         health_calls++;
 }
 
-static Health *health_start(FakeServer *s, uint64_t interval, uint64_t timeout)
-{
+static Health *health_start(FakeServer *s, uint64_t interval, uint64_t timeout) {
         Health *h = NULL;
 
         health_calls = 0;
@@ -803,8 +764,7 @@ static Health *health_start(FakeServer *s, uint64_t interval, uint64_t timeout)
         return h;
 }
 
-START_TEST(test_health_ok_then_disabled)
-{
+START_TEST(test_health_ok_then_disabled) {
         _cleanup_(health_freep) Health *h = NULL;
         FakeServer k;
 
@@ -835,8 +795,7 @@ START_TEST(test_health_ok_then_disabled)
 }
 END_TEST
 
-START_TEST(test_health_interval_and_http_error)
-{
+START_TEST(test_health_interval_and_http_error) {
         _cleanup_(health_freep) Health *h = NULL;
         FakeServer k;
 
@@ -865,8 +824,7 @@ START_TEST(test_health_interval_and_http_error)
 }
 END_TEST
 
-START_TEST(test_health_timeout)
-{
+START_TEST(test_health_timeout) {
         _cleanup_(health_freep) Health *h = NULL;
         FakeServer k;
         uint64_t t0;
@@ -891,8 +849,7 @@ START_TEST(test_health_timeout)
 }
 END_TEST
 
-START_TEST(test_health_missing_socket)
-{
+START_TEST(test_health_missing_socket) {
         _cleanup_(health_freep) Health *h = NULL;
         FakeServer k;
 
@@ -907,8 +864,7 @@ START_TEST(test_health_missing_socket)
 }
 END_TEST
 
-static Suite *tailnet_client_suite(void)
-{
+static Suite *tailnet_client_suite(void) {
         Suite *s = suite_create("tailnet-client");
         TCase *tc = tcase_create("tailnet");
 
@@ -941,8 +897,7 @@ static Suite *tailnet_client_suite(void)
         return s;
 }
 
-int main(void)
-{
+int main(void) {
         SRunner *sr = srunner_create(tailnet_client_suite());
         int failed;
 
