@@ -132,9 +132,13 @@ static uint64_t now_realtime_usec(void) {
 
 /* ---- retries ---------------------------------------------------------------------------- */
 
+static int manager_probe_version(Manager *m);
+
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         m->retry_pending = false;
+        if (!m->have_version && !m->version_probe)
+                (void) manager_probe_version(m);
         manager_trigger(m);
         return 0;
 }
@@ -166,16 +170,17 @@ static void on_version(VersionProbe *p, int r, const char *output, void *userdat
         Manager *m = userdata;
         K0sVersion v;
 
+        /* output points into the probe: parse before the probe is freed below. */
+        if (r >= 0)
+                r = k0s_version_parse(output, &v) < 0 ? -EBADMSG : 0;
+        _cleanup_free_ char *printed = r == -EBADMSG ? strdup(output) : NULL;
         m->version_probe = version_probe_free(m->version_probe);
         free(m->version_error);
         m->version_error = NULL;
-        if (r >= 0) {
-                r = k0s_version_parse(output, &v);
-                if (r < 0)
-                        m->version_error = strdup_printf("`%s version` printed '%s', not a "
-                                                         "k0s version",
-                                                         m->config->k0s_binary, output);
-        } else
+        if (r == -EBADMSG)
+                m->version_error = strdup_printf("`%s version` printed '%s', not a k0s version",
+                                                 m->config->k0s_binary, printed ?: "?");
+        else if (r < 0)
                 m->version_error = strdup_printf("`%s version` failed: %s", m->config->k0s_binary,
                                                  strerror(-r));
         if (r < 0) {
