@@ -700,7 +700,8 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         if (m->health) {
                 SupervisorState st = supervisor_get_state(m->supervisor);
                 health_set_enabled(m->health,
-                                   !m->stopping && supervisor_get_pid(m->supervisor) > 0 &&
+                                   !m->stopping && c->health_interval_usec > 0 &&
+                                           supervisor_get_pid(m->supervisor) > 0 &&
                                            (st == SUPERVISOR_RUNNING || st == SUPERVISOR_SETTLING));
         }
 
