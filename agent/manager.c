@@ -75,6 +75,7 @@ struct Manager {
 
         Plan *plan; /* the last applied plan, for status updates between passes */
         uint64_t watchdog_usec;
+        bool link_present; /* last seen by on_netwatch, to notice the link appearing */
         bool gate_open;
         char *address;
         char **warnings_logged;
@@ -719,7 +720,15 @@ static void manager_trigger(Manager *m) {
 /* ---- event handlers --------------------------------------------------------------------- */
 
 static void on_netwatch(Netwatch *nw, void *userdata) {
-        manager_trigger(userdata);
+        Manager *m = userdata;
+        const NetState *n = netwatch_get_state(nw);
+
+        /* The link appearing means tailscaled (re)started: its LocalAPI is up already, so do not
+         * let the reconnect backoff delay the first k0s start after a power cut. */
+        if (n->present && !m->link_present)
+                tailnet_kick(m->tailnet);
+        m->link_present = n->present;
+        manager_trigger(m);
 }
 
 static void on_tailnet(Tailnet *t, void *userdata) {
@@ -993,8 +1002,8 @@ int manager_start(Manager *m) {
                     wd > 0) {
                         m->watchdog_usec = wd;
                         r = sd_event_add_time_relative(m->event, &m->watchdog_source,
-                                                       CLOCK_MONOTONIC, wd / 3, 0, on_watchdog_kick,
-                                                       m);
+                                                       CLOCK_MONOTONIC, wd / 3, USEC_PER_MSEC,
+                                                       on_watchdog_kick, m);
                         if (r >= 0)
                                 r = sd_event_source_set_enabled(m->watchdog_source, SD_EVENT_ON);
                         if (r < 0)

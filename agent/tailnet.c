@@ -653,6 +653,17 @@ int tailnet_set_socket(Tailnet *t, const char *socket_path) {
         return 0;
 }
 
+void tailnet_kick(Tailnet *t) {
+        /* Only between attempts: a running connect is already as fast as it gets. */
+        if (!t || !t->event || t->state != TAILNET_DISCONNECTED)
+                return;
+        log_debug("tailscaled LocalAPI %s: retrying now, without waiting for the backoff.",
+                  t->socket_path);
+        backoff_reset(&t->backoff);
+        t->reconnects++;
+        (void) tailnet_connect(t);
+}
+
 void tailnet_set_refresh(Tailnet *t, uint64_t refresh_usec) {
         if (!t || t->refresh_usec == refresh_usec)
                 return;

@@ -26,6 +26,9 @@ int tailnet_attach(Tailnet *t, sd_event *e); /* starts connecting */
 /* Reload: a new socket path reconnects; refresh_usec 0 disables the periodic refresh. */
 int tailnet_set_socket(Tailnet *t, const char *socket_path);
 void tailnet_set_refresh(Tailnet *t, uint64_t refresh_usec);
+/* Hint that tailscaled may be back (tailscale0 appeared): if disconnected, reconnect now instead
+ * of waiting out the backoff delay. tailscaled serves its LocalAPI before it creates the TUN. */
+void tailnet_kick(Tailnet *t);
 
 /* Last good /status, or NULL if none since the stream (re)connected / the socket vanished. */
 const TailnetStatus *tailnet_get_status(const Tailnet *t);
