@@ -533,8 +533,12 @@ int main(int argc, char **argv) {
                 printf("%s\n", v ? v : DEFAULT_VERSION);
                 return fflush(stdout) == 0 ? 0 : 1;
         }
-        if (argc >= 2 && (strcmp(argv[1], "worker") == 0 || strcmp(argv[1], "controller") == 0))
+        if (argc >= 2 && (strcmp(argv[1], "worker") == 0 || strcmp(argv[1], "controller") == 0)) {
+                /* Like k0s, say something on stdout: the agent sends it to the journal. */
+                printf("fake-k0s %s: starting (pid %d)\n", argv[1], (int) getpid());
+                (void) fflush(stdout);
                 run(argc, argv, &t0);
+        }
 
         fprintf(stderr, "Error: fake-k0s: unknown command (want version, worker or controller)\n");
         return 1;
