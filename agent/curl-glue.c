@@ -8,7 +8,9 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/un.h>
 
 #include "curl-glue.h"
 #include "log.h"
@@ -313,6 +315,15 @@ void curl_glue_remove(CurlGlue *g, CURL *easy) {
 
         (void) curl_multi_remove_handle(g->multi, easy);
         glue_handle_unlink_free(h);
+}
+
+int curl_glue_check_socket_path(const char *path) {
+        if (isempty(path))
+                return -EINVAL;
+        /* CURLOPT_UNIX_SOCKET_PATH is bound by sockaddr_un: 107 bytes on Linux. */
+        if (strlen(path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+                return -ENAMETOOLONG;
+        return 0;
 }
 
 int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long timeout_ms,

@@ -30,6 +30,9 @@ void curl_glue_remove(CurlGlue *g, CURL *easy);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
 
+/* 0 if path can be a unix socket path for curl, -EINVAL (empty) or -ENAMETOOLONG otherwise. */
+int curl_glue_check_socket_path(const char *path);
+
 /* An easy handle for plain HTTP/1.1 over the unix socket at socket_path: no proxy (not even from
  * the environment), no connection reuse, no signals, connect timeout connect_timeout_ms and total
  * timeout timeout_ms (0: none, for streams). The caller sets URL and write/header callbacks. */

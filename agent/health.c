@@ -6,7 +6,6 @@
  */
 
 #include <stdio.h>
-#include <sys/un.h>
 
 #include "health.h"
 #include "log.h"
@@ -191,14 +190,6 @@ static int health_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int socket_path_check(const char *path) {
-        if (isempty(path))
-                return -EINVAL;
-        if (strlen(path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-                return -ENAMETOOLONG;
-        return 0;
-}
-
 int health_new(CurlGlue *glue, const char *socket_path, HealthHandler handler, void *userdata,
                Health **ret) {
         Health *h;
@@ -206,7 +197,7 @@ int health_new(CurlGlue *glue, const char *socket_path, HealthHandler handler, v
 
         if (!glue || !ret)
                 return -EINVAL;
-        r = socket_path_check(socket_path);
+        r = curl_glue_check_socket_path(socket_path);
         if (r < 0)
                 return r;
 
@@ -261,7 +252,7 @@ void health_configure(Health *h, const char *socket_path, uint64_t interval_usec
         if (socket_path && !streq(socket_path, h->socket_path)) {
                 char *p = NULL;
 
-                if (socket_path_check(socket_path) < 0)
+                if (curl_glue_check_socket_path(socket_path) < 0)
                         log_warning("Invalid k0s status socket path '%s', keeping '%s'.",
                                     socket_path, h->socket_path);
                 else if (!(p = strdup(socket_path)))

@@ -8,7 +8,6 @@
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/un.h>
 
 #include "backoff.h"
 #include "log.h"
@@ -565,14 +564,6 @@ static int tailnet_connect(Tailnet *t) {
         return 0;
 }
 
-static int socket_path_check(const char *path) {
-        if (isempty(path))
-                return -EINVAL;
-        if (strlen(path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-                return -ENAMETOOLONG;
-        return 0;
-}
-
 int tailnet_new(CurlGlue *glue, const char *socket_path, TailnetHandler handler, void *userdata,
                 Tailnet **ret) {
         Tailnet *t;
@@ -580,7 +571,7 @@ int tailnet_new(CurlGlue *glue, const char *socket_path, TailnetHandler handler,
 
         if (!glue || !ret)
                 return -EINVAL;
-        r = socket_path_check(socket_path);
+        r = curl_glue_check_socket_path(socket_path);
         if (r < 0)
                 return r;
 
@@ -628,7 +619,7 @@ int tailnet_set_socket(Tailnet *t, const char *socket_path) {
 
         if (!t)
                 return -EINVAL;
-        r = socket_path_check(socket_path);
+        r = curl_glue_check_socket_path(socket_path);
         if (r < 0)
                 return r;
         if (streq(t->socket_path, socket_path))
