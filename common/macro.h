@@ -97,6 +97,15 @@ char *strv_join(char *const *l, const char *sep);
 /* asprintf that returns NULL on failure instead of leaving the pointer undefined. */
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 
+/* A growing NUL-terminated string; appends report -ENOMEM and leave the text as it was. */
+typedef struct StrBuf {
+        char *s;
+        size_t len, size;
+} StrBuf;
+int strbuf_append_n(StrBuf *b, const char *s, size_t n);
+int strbuf_append(StrBuf *b, const char *s);
+void strbuf_done(StrBuf *b); /* frees the text; the StrBuf is empty again */
+
 /* Safe unsigned parsing, no atoi: whole string must be consumed. */
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou(const char *s, unsigned *ret);

@@ -15,48 +15,15 @@
 #include "macro.h"
 #include "render-containerd.h"
 
-/* A growing string; every append reports -ENOMEM instead of leaving a half-built text behind. */
-typedef struct Buf {
-        char *s;
-        size_t len, size;
-} Buf;
-
-static int buf_append_n(Buf *b, const char *s, size_t n) {
-        if (n >= SIZE_MAX - b->len)
-                return -ENOMEM;
-        if (b->len + n + 1 > b->size) {
-                size_t size = MAX(b->size * 2, b->len + n + 1);
-                size = MAX(size, (size_t) 256);
-                char *t = realloc(b->s, size);
-                if (!t)
-                        return -ENOMEM;
-                b->s = t;
-                b->size = size;
-        }
-        memcpy(b->s + b->len, s, n);
-        b->len += n;
-        b->s[b->len] = 0;
-        return 0;
-}
-
-static int buf_append(Buf *b, const char *s) {
-        return buf_append_n(b, s, strlen(s));
-}
-
 /* Appends toml_quote(s). */
-static int buf_append_quoted(Buf *b, const char *s) {
+static int buf_append_quoted(StrBuf *b, const char *s) {
         _cleanup_free_ char *q = NULL;
         int r;
 
         r = toml_quote(s, &q);
         if (r < 0)
                 return r;
-        return buf_append(b, q);
-}
-
-static void buf_done(Buf *b) {
-        free(b->s);
-        b->s = NULL;
+        return strbuf_append(b, q);
 }
 
 /* Length of the UTF-8 sequence starting at s (1-4), or 0 if it is not valid UTF-8 (overlong
@@ -90,14 +57,14 @@ static size_t utf8_sequence_len(const unsigned char *s) {
 }
 
 int toml_quote(const char *s, char **ret) {
-        _cleanup_(buf_done) Buf b = {};
+        _cleanup_(strbuf_done) StrBuf b = {};
         const unsigned char *p;
         int r;
 
         if (!s)
                 return -EINVAL;
 
-        r = buf_append(&b, "\"");
+        r = strbuf_append(&b, "\"");
         if (r < 0)
                 return r;
         for (p = (const unsigned char *) s; *p;) {
@@ -109,19 +76,19 @@ int toml_quote(const char *s, char **ret) {
                 if (*p == '"' || *p == '\\') {
                         esc[0] = '\\';
                         esc[1] = (char) *p;
-                        r = buf_append_n(&b, esc, 2);
+                        r = strbuf_append_n(&b, esc, 2);
                 } else if (*p < 0x20 || *p == 0x7f) {
                         /* TOML forbids raw control characters in basic strings (tab is allowed,
                          * but one uniform escape is simpler to check). */
                         (void) snprintf(esc, sizeof(esc), "\\u%04X", *p);
-                        r = buf_append(&b, esc);
+                        r = strbuf_append(&b, esc);
                 } else
-                        r = buf_append_n(&b, (const char *) p, n);
+                        r = strbuf_append_n(&b, (const char *) p, n);
                 if (r < 0)
                         return r;
                 p += n;
         }
-        r = buf_append(&b, "\"");
+        r = strbuf_append(&b, "\"");
         if (r < 0)
                 return r;
 
@@ -130,7 +97,7 @@ int toml_quote(const char *s, char **ret) {
 }
 
 int render_containerd_dropin(ContainerdFormat fmt, const char *certs_dir, char **ret) {
-        _cleanup_(buf_done) Buf b = {};
+        _cleanup_(strbuf_done) StrBuf b = {};
         const char *head = NULL;
         int r;
 
@@ -157,15 +124,15 @@ int render_containerd_dropin(ContainerdFormat fmt, const char *certs_dir, char *
         if (!head)
                 return -EINVAL;
 
-        r = buf_append(&b, RENDER_CONTAINERD_MARKER "\n");
+        r = strbuf_append(&b, RENDER_CONTAINERD_MARKER "\n");
         if (r >= 0)
-                r = buf_append(&b, head);
+                r = strbuf_append(&b, head);
         if (r >= 0)
-                r = buf_append(&b, "config_path = ");
+                r = strbuf_append(&b, "config_path = ");
         if (r >= 0)
                 r = buf_append_quoted(&b, certs_dir);
         if (r >= 0)
-                r = buf_append(&b, "\n");
+                r = strbuf_append(&b, "\n");
         if (r < 0)
                 return r;
 
@@ -185,22 +152,22 @@ static bool url_has_brackets(const char *url) {
  * newline plus indent for a table; " " and ", " for an inline table). skip_verify is never
  * written for http://: it does nothing on containerd 1.6.20 and makes >= 1.6.25/1.7.7/2.x try
  * HTTPS first (facts/containerd.md §1.5). */
-static int append_host_keys(Buf *b, const RegistryEndpoint *e, const char *first_sep,
+static int append_host_keys(StrBuf *b, const RegistryEndpoint *e, const char *first_sep,
                             const char *sep) {
         int r;
 
-        r = buf_append(b, first_sep);
+        r = strbuf_append(b, first_sep);
         if (r >= 0)
-                r = buf_append(b, "capabilities = [\"pull\", \"resolve\"]");
+                r = strbuf_append(b, "capabilities = [\"pull\", \"resolve\"]");
         if (r >= 0 && e->skip_verify && url_is_https(e->url)) {
-                r = buf_append(b, sep);
+                r = strbuf_append(b, sep);
                 if (r >= 0)
-                        r = buf_append(b, "skip_verify = true");
+                        r = strbuf_append(b, "skip_verify = true");
         }
         if (r >= 0 && e->ca) {
-                r = buf_append(b, sep);
+                r = strbuf_append(b, sep);
                 if (r >= 0)
-                        r = buf_append(b, "ca = ");
+                        r = strbuf_append(b, "ca = ");
                 if (r >= 0)
                         r = buf_append_quoted(b, e->ca);
         }
@@ -208,7 +175,7 @@ static int append_host_keys(Buf *b, const RegistryEndpoint *e, const char *first
 }
 
 int render_hosts_toml(const Registry *reg, const size_t *order, char **ret) {
-        _cleanup_(buf_done) Buf b = {};
+        _cleanup_(strbuf_done) StrBuf b = {};
         _cleanup_free_ bool *seen = NULL;
         bool brackets = false;
         const RegistryEndpoint *first;
@@ -235,11 +202,11 @@ int render_hosts_toml(const Registry *reg, const size_t *order, char **ret) {
         }
 
         first = &reg->endpoints[order ? order[0] : 0];
-        r = buf_append(&b, RENDER_CONTAINERD_MARKER "\nserver = ");
+        r = strbuf_append(&b, RENDER_CONTAINERD_MARKER "\nserver = ");
         if (r >= 0)
                 r = buf_append_quoted(&b, first->url);
         if (r >= 0)
-                r = buf_append(&b, "\n");
+                r = strbuf_append(&b, "\n");
         if (r < 0)
                 return r;
 
@@ -252,7 +219,7 @@ int render_hosts_toml(const Registry *reg, const size_t *order, char **ret) {
          * pulls through such a file with a dead IPv6 endpoint first). Without IPv6 the usual
          * [host."URL"] tables are written, as containerd's docs show them. */
         if (brackets) {
-                r = buf_append(&b, "\n[host]\n");
+                r = strbuf_append(&b, "\n[host]\n");
                 if (r < 0)
                         return r;
         }
@@ -260,25 +227,25 @@ int render_hosts_toml(const Registry *reg, const size_t *order, char **ret) {
                 const RegistryEndpoint *e = &reg->endpoints[order ? order[i] : i];
 
                 if (brackets) {
-                        r = buf_append(&b, "  ");
+                        r = strbuf_append(&b, "  ");
                         if (r >= 0)
                                 r = buf_append_quoted(&b, e->url);
                         if (r >= 0)
-                                r = buf_append(&b, " = {");
+                                r = strbuf_append(&b, " = {");
                         if (r >= 0)
                                 r = append_host_keys(&b, e, " ", ", ");
                         if (r >= 0)
-                                r = buf_append(&b, " }\n");
+                                r = strbuf_append(&b, " }\n");
                 } else {
-                        r = buf_append(&b, "\n[host.");
+                        r = strbuf_append(&b, "\n[host.");
                         if (r >= 0)
                                 r = buf_append_quoted(&b, e->url);
                         if (r >= 0)
-                                r = buf_append(&b, "]");
+                                r = strbuf_append(&b, "]");
                         if (r >= 0)
                                 r = append_host_keys(&b, e, "\n  ", "\n  ");
                         if (r >= 0)
-                                r = buf_append(&b, "\n");
+                                r = strbuf_append(&b, "\n");
                 }
                 if (r < 0)
                         return r;

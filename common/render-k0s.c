@@ -31,34 +31,16 @@ typedef struct Renderer {
         char *warning;
 } Renderer;
 
-/* A growing output buffer for the emitter's write handler. */
+/* The emitter's output; libyaml's write handler can only say "failed", so OOM is remembered. */
 typedef struct Buf {
-        char *s;
-        size_t len, size;
+        StrBuf sb;
         bool oom;
 } Buf;
-
-static int buf_append_n(Buf *b, const char *s, size_t n) {
-        if (n >= SIZE_MAX / 2 - b->len)
-                return -ENOMEM;
-        if (b->len + n + 1 > b->size) {
-                size_t size = MAX(MAX(b->size * 2, b->len + n + 1), (size_t) 4096);
-                char *t = realloc(b->s, size);
-                if (!t)
-                        return -ENOMEM;
-                b->s = t;
-                b->size = size;
-        }
-        memcpy(b->s + b->len, s, n);
-        b->len += n;
-        b->s[b->len] = 0;
-        return 0;
-}
 
 static int write_handler(void *userdata, unsigned char *buffer, size_t size) {
         Buf *b = userdata;
 
-        if (buf_append_n(b, (const char *) buffer, size) < 0) {
+        if (strbuf_append_n(&b->sb, (const char *) buffer, size) < 0) {
                 b->oom = true;
                 return 0;
         }
@@ -763,7 +745,7 @@ static int append_header(Buf *b, const char *base_path, const char *ipv4) {
                              from, ipv4);
         if (!text)
                 return -ENOMEM;
-        return buf_append_n(b, text, strlen(text));
+        return strbuf_append(&b->sb, text);
 }
 
 /* Writes the document to b. *consumed tells whether libyaml took the document (it frees it in
@@ -865,7 +847,7 @@ int render_k0s_config(const char *base, size_t base_len, const char *base_path,
         if (k < 0)
                 goto finish;
 
-        *ret_yaml = TAKE_PTR(out.s);
+        *ret_yaml = TAKE_PTR(out.sb.s);
         if (ret_warning)
                 *ret_warning = TAKE_PTR(r.warning);
         k = 0;
@@ -875,7 +857,7 @@ finish:
                 yaml_document_delete(&r.doc);
         if (k < 0 && k != -ENOMEM && ret_error)
                 *ret_error = TAKE_PTR(r.error);
-        free(out.s);
+        strbuf_done(&out.sb);
         free(r.error);
         free(r.warning);
         return k;

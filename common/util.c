@@ -100,6 +100,32 @@ char *strv_join(char *const *l, const char *sep) {
         return r;
 }
 
+int strbuf_append_n(StrBuf *b, const char *s, size_t n) {
+        if (n >= SIZE_MAX / 2 - b->len)
+                return -ENOMEM;
+        if (b->len + n + 1 > b->size) {
+                size_t size = MAX(MAX(b->size * 2, b->len + n + 1), (size_t) 256);
+                char *t = realloc(b->s, size);
+                if (!t)
+                        return -ENOMEM;
+                b->s = t;
+                b->size = size;
+        }
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = 0;
+        return 0;
+}
+
+int strbuf_append(StrBuf *b, const char *s) {
+        return strbuf_append_n(b, s, strlen(s));
+}
+
+void strbuf_done(StrBuf *b) {
+        free(b->s);
+        *b = (StrBuf){};
+}
+
 char *strdup_printf(const char *fmt, ...) {
         va_list ap;
         char *s = NULL;
