@@ -139,7 +139,7 @@ def reaction_shell(env, trials):
     for i in range(trials):
         addr(env, "del")
         before = len(env.k0s.starts())
-        p = env.popen(["sh", "-c", script], env=e)
+        p = env.popen(["sh", "-c", script], env=e, stdout=subprocess.DEVNULL)
         time.sleep(random.uniform(0.2, 1.2))  # any phase of the poll loop
         t0 = nl("add")
         if not env.k0s.wait_starts(before + 1, 5):
