@@ -285,8 +285,9 @@ void health_set_enabled(Health *h, bool enabled) {
 
         h->enabled = enabled;
         if (enabled) {
-                /* Through the timer, not inline: the caller may be inside another callback. */
-                health_schedule(h, 0);
+                /* One interval after k0s starts, not at once: k0s serves its status socket
+                 * late (facts/k0s.md §3), so an immediate probe could only fail. */
+                health_schedule(h, h->interval_usec);
                 return;
         }
 

@@ -771,9 +771,12 @@ START_TEST(test_health_ok_then_disabled) {
         fake_init(&k, event, tmpdir, "status.sock");
         fake_set_body(&k, K0S_STATUS_OK);
         fake_start(&k);
-        h = health_start(&k, 10 * USEC_PER_SEC, 1 * USEC_PER_SEC);
+        h = health_start(&k, 200 * USEC_PER_MSEC, 1 * USEC_PER_SEC);
 
+        /* The first probe waits one interval: k0s serves its status socket late. */
+        uint64_t t0 = now_usec();
         ck_assert(RUN_UNTIL(3000, health_get_status(h)));
+        ck_assert_uint_ge(now_usec() - t0, 150 * USEC_PER_MSEC);
         ck_assert_str_eq(health_get_status(h)->role, "worker");
         ck_assert_int_eq(health_get_status(h)->pid, 4242);
         ck_assert(health_get_status(h)->api_ok);
@@ -832,7 +835,7 @@ START_TEST(test_health_timeout) {
         fake_init(&k, event, tmpdir, "status.sock");
         k.hang = true;
         fake_start(&k);
-        h = health_start(&k, 10 * USEC_PER_SEC, 300 * USEC_PER_MSEC);
+        h = health_start(&k, 200 * USEC_PER_MSEC, 300 * USEC_PER_MSEC);
         t0 = now_usec();
 
         ck_assert(RUN_UNTIL(3000, health_get_error(h)));
@@ -854,7 +857,7 @@ START_TEST(test_health_missing_socket) {
         FakeServer k;
 
         fake_init(&k, event, tmpdir, "status.sock");
-        h = health_start(&k, 10 * USEC_PER_SEC, 1 * USEC_PER_SEC);
+        h = health_start(&k, 200 * USEC_PER_MSEC, 1 * USEC_PER_SEC);
         ck_assert(RUN_UNTIL(3000, health_get_error(h)));
         ck_assert_str_eq(health_get_error(h), "connect: No such file or directory");
         ck_assert_uint_eq(health_calls, 0); /* deferred: not yet dispatched */
