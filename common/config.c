@@ -1179,9 +1179,12 @@ static const ConfigKey endpoint_keys[] = {
 };
 static const ConfigTable endpoint_table = { endpoint_keys, ELEMENTSOF(endpoint_keys) };
 
-static int parse_endpoints(Ctx *ctx, const char *path, const Node *key, const Node *value,
-                           void *field, const void *arg) {
-        Registry *reg = field;
+/* A sequence of mappings -> a calloc'd array of n structs, each filled by parse_table(). Sized
+ * once from the node, so no realloc moves entries under parse_table(); *n counts the entries
+ * started, so the caller's destructor frees a half-parsed array too. */
+static int parse_table_sequence(Ctx *ctx, const char *path, const Node *value,
+                                const ConfigTable *table, size_t elem_size, void **array,
+                                size_t *n) {
         int r;
 
         if (node_is_null(value))
@@ -1191,23 +1194,29 @@ static int parse_endpoints(Ctx *ctx, const char *path, const Node *key, const No
                 return r;
         if (value->n_items == 0)
                 return 0;
-        /* Sized once from the node, so no realloc moves entries under parse_table(). */
-        reg->endpoints = calloc(value->n_items, sizeof(RegistryEndpoint));
-        if (!reg->endpoints)
+        *array = calloc(value->n_items, elem_size);
+        if (!*array)
                 return -ENOMEM;
         for (size_t i = 0; i < value->n_items; i++) {
                 char p[256];
 
                 snprintf(p, sizeof(p), "%s[%zu]", path, i);
-                reg->n_endpoints++;
+                (*n)++;
                 r = expect_type(ctx, p, value->items[i], NODE_MAPPING, "a mapping");
                 if (r < 0)
                         return r;
-                r = parse_table(ctx, p, value->items[i], &endpoint_table, &reg->endpoints[i]);
+                r = parse_table(ctx, p, value->items[i], table, (char *) *array + i * elem_size);
                 if (r < 0)
                         return r;
         }
         return 0;
+}
+
+static int parse_endpoints(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                           void *field, const void *arg) {
+        Registry *reg = field;
+        return parse_table_sequence(ctx, path, value, &endpoint_table, sizeof(RegistryEndpoint),
+                                    (void **) &reg->endpoints, &reg->n_endpoints);
 }
 
 static const ConfigKey registry_keys[] = {
@@ -1219,31 +1228,8 @@ static const ConfigTable registry_table = { registry_keys, ELEMENTSOF(registry_k
 static int parse_registries(Ctx *ctx, const char *path, const Node *key, const Node *value,
                             void *field, const void *arg) {
         AgentConfig *c = field;
-        int r;
-
-        if (node_is_null(value))
-                return 0;
-        r = expect_type(ctx, path, value, NODE_SEQUENCE, "a sequence of mappings");
-        if (r < 0)
-                return r;
-        if (value->n_items == 0)
-                return 0;
-        c->registries = calloc(value->n_items, sizeof(Registry));
-        if (!c->registries)
-                return -ENOMEM;
-        for (size_t i = 0; i < value->n_items; i++) {
-                char p[256];
-
-                snprintf(p, sizeof(p), "%s[%zu]", path, i);
-                c->n_registries++;
-                r = expect_type(ctx, p, value->items[i], NODE_MAPPING, "a mapping");
-                if (r < 0)
-                        return r;
-                r = parse_table(ctx, p, value->items[i], &registry_table, &c->registries[i]);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return parse_table_sequence(ctx, path, value, &registry_table, sizeof(Registry),
+                                    (void **) &c->registries, &c->n_registries);
 }
 
 /* A section (tailscale:, k0s:, ...) whose keys fill fields of the AgentConfig itself. */
