@@ -364,6 +364,24 @@ def t_reload(env):
     time.sleep(SETTLE + 0.5)
     assert_no_signals(env, "registry reload")
     check(len(env.k0s.starts()) == 1, "k0s restarted for a hosts.toml change")
+
+    # The second registry leaves the config: the directory the agent created (it has the
+    # marker) goes away; a directory the operator made by hand for another name stays.
+    own = env.path("certs.d", "mirror.tailnet.test:5002")
+    os.makedirs(own)
+    write(os.path.join(own, "hosts.toml"), 'server = "http://100.64.0.97:5002"\n')
+    check(os.path.exists(os.path.join(os.path.dirname(h2), ".k0s-tsagent-managed")),
+          "the agent's registry dir lacks its marker")
+    env.config(registries=[{"name": REGISTRY, "endpoints": [{"url": "http://100.64.0.99:5000"}]}])
+    m = n.mark()
+    agent.signal(signal.SIGHUP)
+    check(reload_cycle(n, m), "RELOADING/READY around the registry removal: %s" % n.since(m))
+    check(wait_until(lambda: not os.path.exists(os.path.dirname(h2)), 5),
+          "the removed registry's directory is still there")
+    check(os.path.exists(os.path.join(own, "hosts.toml")),
+          "a directory without the agent's marker was touched")
+    check(os.path.exists(hosts_toml(env)), "the remaining registry's hosts.toml went away")
+    assert_no_signals(env, "registry removal")
     check(agent.stop() == 0, "agent exit code")
 
     # Controller: an MTU change regenerates k0s.yaml and restarts k0s after settle.

@@ -275,16 +275,9 @@ START_TEST(test_contrib_example) {
         ck_assert_ptr_nonnull(path);
         ck_assert_msg(config_load(path, &c, &error) == 0, "%s", error);
         ck_assert_str_eq(c->path, path);
-        ck_assert_uint_eq(c->n_registries, 1);
-        ck_assert_str_eq(c->registries[0].name, "registry.example.ts.net:5000");
-        ck_assert_uint_eq(c->registries[0].n_endpoints, 1);
-        ck_assert_str_eq(c->registries[0].endpoints[0].url, "http://registry.example.ts.net:5000");
-        ck_assert(!c->registries[0].endpoints[0].skip_verify);
-        /* It is the packaged /etc/k0s-tsagent.conf: everything else must be the default. */
-        for (size_t i = 0; i < c->n_registries; i++)
-                registry_done(&c->registries[i]);
-        c->registries = (free(c->registries), NULL);
-        c->n_registries = 0;
+        /* It is the packaged /etc/k0s-tsagent.conf: every value is the default, and no
+         * made-up registry gets containerd files on a fresh install. */
+        ck_assert_uint_eq(c->n_registries, 0);
         assert_defaults(c);
 }
 END_TEST
