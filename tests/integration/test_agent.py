@@ -640,6 +640,37 @@ def t_status_cli(env):
     check(r.returncode in (0, 1), "status after stop rc %d" % r.returncode)
 
 
+def t_write_retry(env):
+    """A file that cannot be written is reported, does not hold k0s back, keeps whatever was
+    there, and is retried with backoff until the write works (DESIGN §5 "Files"). The obstacle
+    is a non-empty directory squatting on hosts.toml's name: the rename over it fails."""
+    h = hosts_toml(env)
+    os.makedirs(os.path.join(h, "squatter"))
+    fake, agent, start = running(env)
+    st = agent.wait_status(lambda s: any(f["path"] == h and f["error"] for f in s["files"]), 5)
+    check(st, "status.json does not report the failed write: %s" % agent.status())
+    check(st["last_error"] and h in st["last_error"], "last_error %r" % st["last_error"])
+    check(re.search(r"Failed to write '%s'" % re.escape(h), agent.log_text()),
+          "the failed write was not logged")
+    check(os.path.isdir(os.path.join(h, "squatter")), "the obstacle was touched")
+    check(os.path.isfile(env.path("containerd.d", "registry.toml")),
+          "one failed file kept the others from being written")
+    check(pid_alive(start["pid"]), "k0s is not running while a hosts.toml write fails")
+    time.sleep(1.5)  # at least one retry fails too
+    check(agent.log_text().count("Failed to write '%s'" % h) >= 2, "the write was not retried")
+    t0 = time.time()
+    shutil.rmtree(h)
+    check(wait_until(lambda: os.path.isfile(h), 70), "hosts.toml never written after the "
+          "obstacle went away")
+    print("write retried and done %.1f s after the obstacle went away" % (time.time() - t0))
+    st = agent.wait_status(lambda s: all(f["error"] is None for f in s["files"]), 5)
+    check(st, "the file error was not cleared: %s" % agent.status())
+    check('[host."http://100.64.0.99:5000"]' in open(h).read(), "hosts.toml content")
+    check(len(env.k0s.starts()) == 1, "k0s restarted because of a hosts.toml write")
+    assert_no_signals(env, "write retry")
+    check(agent.stop() == 0, "agent exit code")
+
+
 SCENARIOS = {
     "gate": t_gate,
     "require-running": t_require_running,
@@ -654,6 +685,7 @@ SCENARIOS = {
     "storm": t_storm,
     "watchdog": t_watchdog,
     "status-cli": t_status_cli,
+    "write-retry": t_write_retry,
 }
 
 
