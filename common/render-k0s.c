@@ -47,42 +47,39 @@ static int write_handler(void *userdata, unsigned char *buffer, size_t size) {
         return 1;
 }
 
-/* Sets r->error to "PATH:LINE:COLUMN: message"; returns -EINVAL (-ENOMEM if that fails). */
-_printf_(4, 5) static int fail_at(Renderer *r, size_t line, size_t column, const char *fmt, ...) {
+/* Sets r->error to "WHERE: message" and returns error (-ENOMEM if that fails). */
+_printf_(4, 0) static int fail_v(Renderer *r, int error, const char *where, const char *fmt,
+                                 va_list ap) {
         _cleanup_free_ char *msg = NULL;
-        va_list ap;
-        int k;
 
-        va_start(ap, fmt);
-        k = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
+        if (!where || vasprintf(&msg, fmt, ap) < 0) {
                 msg = NULL;
                 return -ENOMEM;
         }
-
         free(r->error);
-        r->error = strdup_printf("%s:%zu:%zu: %s", r->path, line, column, msg);
-        return r->error ? -EINVAL : -ENOMEM;
+        r->error = strdup_printf("%s: %s", where, msg);
+        return r->error ? error : -ENOMEM;
+}
+
+/* "PATH:LINE:COLUMN: message"; returns -EINVAL (-ENOMEM if that fails). */
+_printf_(4, 5) static int fail_at(Renderer *r, size_t line, size_t column, const char *fmt, ...) {
+        _cleanup_free_ char *where = strdup_printf("%s:%zu:%zu", r->path, line, column);
+        va_list ap;
+
+        va_start(ap, fmt);
+        int k = fail_v(r, -EINVAL, where, fmt, ap);
+        va_end(ap);
+        return k;
 }
 
 /* For errors that have no place in the file: "PATH: message". */
 _printf_(3, 4) static int fail_file(Renderer *r, int error, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
-        int k;
 
         va_start(ap, fmt);
-        k = vasprintf(&msg, fmt, ap);
+        int k = fail_v(r, error, r->path, fmt, ap);
         va_end(ap);
-        if (k < 0) {
-                msg = NULL;
-                return -ENOMEM;
-        }
-
-        free(r->error);
-        r->error = strdup_printf("%s: %s", r->path, msg);
-        return r->error ? error : -ENOMEM;
+        return k;
 }
 
 #define fail_mark(r, mark, ...) fail_at((r), (mark).line + 1, (mark).column + 1, __VA_ARGS__)
