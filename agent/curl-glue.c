@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/un.h>
 
+#include "util.h"
 #include "curl-glue.h"
 #include "log.h"
 

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include "util.h"
 #include "health.h"
 #include "log.h"
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <systemd/sd-journal.h>
 
+#include "util.h"
 #include "log.h"
 
 /* A journald message can be large, but a log line that long is a bug or hostile input. */

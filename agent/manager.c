@@ -20,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
 #include "curl-glue.h"

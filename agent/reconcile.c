@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "atomic-file.h"
 #include "reconcile.h"
 #include "render-containerd.h"

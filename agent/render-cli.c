@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "util.h"
 #include "atomic-file.h"
 #include "k0s-version.h"
 #include "manager.h"

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
 #include "atomic-file.h"
 #include "status.h"
 

@@ -23,6 +23,7 @@
 #include <systemd/sd-journal.h>
 #include <time.h>
 
+#include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
 #include "log.h"

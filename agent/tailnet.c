@@ -9,8 +9,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "util.h"
 #include "backoff.h"
 #include "log.h"
+#include "event-util.h"
 #include "tailnet.h"
 
 /* tailscaled answers 403 to any other Host; libcurl derives the Host header from the URL. */
@@ -169,48 +171,6 @@ static void tailnet_set_status(Tailnet *t, TailnetStatus *status) {
         tailnet_notify(t);
 }
 
-static void timer_disarm(sd_event_source *s) {
-        if (s)
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-}
-
-/* Arm a one-shot CLOCK_MONOTONIC timer delay_usec from now, creating it on first use (accuracy as
- * sd_event_add_time(): 0 is sd-event's default of 250 ms). With keep_earlier an already armed,
- * earlier expiry stays (coalescing). */
-static int timer_arm(sd_event *e, sd_event_source **s, uint64_t delay_usec, uint64_t accuracy,
-                     bool keep_earlier, sd_event_time_handler_t cb, void *userdata,
-                     const char *description) {
-        uint64_t now, when;
-        int r;
-
-        r = sd_event_now(e, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                return r;
-        when = now + delay_usec;
-
-        if (!*s) {
-                r = sd_event_add_time(e, s, CLOCK_MONOTONIC, when, accuracy, cb, userdata);
-                if (r < 0)
-                        return r;
-                (void) sd_event_source_set_description(*s, description);
-                return 0;
-        }
-
-        if (keep_earlier) {
-                uint64_t old;
-                int enabled = 0;
-
-                if (sd_event_source_get_enabled(*s, &enabled) > 0 &&
-                    sd_event_source_get_time(*s, &old) >= 0 && old <= when)
-                        return 0;
-        }
-
-        r = sd_event_source_set_time(*s, when);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
-}
-
 static void tailnet_cancel_status(Tailnet *t) {
         if (t->status_req) {
                 curl_glue_remove(t->glue, t->status_req);
@@ -219,7 +179,7 @@ static void tailnet_cancel_status(Tailnet *t) {
         }
         curl_body_reset(&t->status_body);
         t->status_dirty = false;
-        timer_disarm(t->fetch_timer);
+        event_timer_disarm(t->fetch_timer);
 }
 
 /* Tear down the stream and everything that belongs to it; the status goes with it (NULL until
@@ -237,8 +197,8 @@ static void tailnet_drop(Tailnet *t) {
         t->watch_got_line = false;
 
         tailnet_cancel_status(t);
-        timer_disarm(t->refresh_timer);
-        timer_disarm(t->reconnect_timer);
+        event_timer_disarm(t->refresh_timer);
+        event_timer_disarm(t->reconnect_timer);
         tailnet_set_status(t, NULL);
         tailnet_set_state(t, TAILNET_DISCONNECTED);
 }
@@ -251,8 +211,8 @@ static void tailnet_schedule_fetch(Tailnet *t, uint64_t delay_usec) {
         if (t->state != TAILNET_CONNECTED || !t->event)
                 return;
 
-        r = timer_arm(t->event, &t->fetch_timer, delay_usec, USEC_PER_MSEC, true,
-                      tailnet_on_fetch_timer, t, "tailnet-fetch");
+        r = event_timer_arm(t->event, &t->fetch_timer, delay_usec, USEC_PER_MSEC, true,
+                            tailnet_on_fetch_timer, t, "tailnet-fetch");
         if (r < 0)
                 log_warning_errno(r, "Failed to schedule LocalAPI /status, ignoring: %m");
 }
@@ -345,8 +305,8 @@ static int tailnet_on_refresh_timer(sd_event_source *s, uint64_t usec, void *use
 
         tailnet_fetch_status(t);
 
-        r = timer_arm(t->event, &t->refresh_timer, t->refresh_usec, 0, false,
-                      tailnet_on_refresh_timer, t, "tailnet-refresh");
+        r = event_timer_arm(t->event, &t->refresh_timer, t->refresh_usec, 0, false,
+                            tailnet_on_refresh_timer, t, "tailnet-refresh");
         if (r < 0)
                 log_warning_errno(r, "Failed to re-arm LocalAPI refresh timer, ignoring: %m");
         return 0;
@@ -356,12 +316,12 @@ static void tailnet_arm_refresh(Tailnet *t) {
         int r;
 
         if (t->refresh_usec == 0 || t->state != TAILNET_CONNECTED || !t->event) {
-                timer_disarm(t->refresh_timer);
+                event_timer_disarm(t->refresh_timer);
                 return;
         }
 
-        r = timer_arm(t->event, &t->refresh_timer, t->refresh_usec, 0, false,
-                      tailnet_on_refresh_timer, t, "tailnet-refresh");
+        r = event_timer_arm(t->event, &t->refresh_timer, t->refresh_usec, 0, false,
+                            tailnet_on_refresh_timer, t, "tailnet-refresh");
         if (r < 0)
                 log_warning_errno(r, "Failed to arm LocalAPI refresh timer, ignoring: %m");
 }
@@ -490,8 +450,8 @@ static void tailnet_schedule_reconnect(Tailnet *t) {
         uint64_t delay = backoff_next(&t->backoff);
         int r;
 
-        r = timer_arm(t->event, &t->reconnect_timer, delay, USEC_PER_MSEC, false,
-                      tailnet_on_reconnect_timer, t, "tailnet-reconnect");
+        r = event_timer_arm(t->event, &t->reconnect_timer, delay, USEC_PER_MSEC, false,
+                            tailnet_on_reconnect_timer, t, "tailnet-reconnect");
         if (r < 0)
                 /* Without a timer nothing would ever retry: this is worth an error. */
                 log_error_errno(r, "Failed to schedule LocalAPI reconnect: %m");

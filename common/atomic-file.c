@@ -19,6 +19,7 @@
 
 #include "atomic-file.h"
 #include "macro.h"
+#include "util.h"
 
 /* The temp name's copy of the basename is cut here so ".#" + base + ".XXXXXX" fits NAME_MAX. */
 #define TEMP_BASENAME_MAX 200

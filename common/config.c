@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <yaml.h>
 
+#include "util.h"
 #include "config.h"
 #include "k0s-version.h"
 
@@ -48,6 +49,27 @@ bool k0s_role_is_controller(K0sRole r) {
 
 bool k0s_role_runs_kubelet(K0sRole r) {
         return r == K0S_ROLE_WORKER || r == K0S_ROLE_CONTROLLER_WORKER || r == K0S_ROLE_SINGLE;
+}
+
+static const char *const clock_wait_sync_table[_CLOCK_WAIT_SYNC_MAX] = {
+        [CLOCK_WAIT_SYNC_AUTO] = "auto",
+        [CLOCK_WAIT_SYNC_YES] = "true",
+        [CLOCK_WAIT_SYNC_NO] = "false",
+};
+
+const char *clock_wait_sync_to_string(ClockWaitSync w) {
+        if (w < 0 || w >= _CLOCK_WAIT_SYNC_MAX)
+                return NULL;
+        return clock_wait_sync_table[w];
+}
+
+ClockWaitSync clock_wait_sync_from_string(const char *s) {
+        if (!s)
+                return _CLOCK_WAIT_SYNC_INVALID;
+        for (ClockWaitSync w = 0; w < _CLOCK_WAIT_SYNC_MAX; w++)
+                if (streq(clock_wait_sync_table[w], s))
+                        return w;
+        return _CLOCK_WAIT_SYNC_INVALID;
 }
 
 /* ---- durations ------------------------------------------------------------------------- */
@@ -282,6 +304,8 @@ bool registry_name_is_valid(const char *name) {
 
 static void endpoint_done(RegistryEndpoint *e) {
         free(e->url);
+        free(e->peer);
+        free(e->scheme);
         free(e->ca);
         *e = (RegistryEndpoint){};
 }
@@ -358,7 +382,12 @@ AgentConfig *config_free(AgentConfig *c) {
                 registry_done(&c->registries[i]);
         free(c->registries);
         free(c->calico_mark_mask);
+        free(c->calico_nftables_mark_mask);
+        free(c->k0s_accept_address);
+        free(c->metrics_textfile);
+        free(c->doctor_backup_dir);
         free(c->state_dir);
+        free(c->persist_dir);
         free(c);
         return NULL;
 }
@@ -396,10 +425,16 @@ int config_new_default(AgentConfig **ret) {
         c->containerd_certs_dir = strdup("/etc/containerd/certs.d");
         c->calico_mark_mask = strdup("0xff00ff00");
         c->state_dir = strdup("/run/k0s-tsagent");
+        c->persist_dir = strdup("/var/lib/k0s-tsagent");
+        c->calico_nftables_mark_mask = strdup("0xff00ff00");
+        c->metrics_textfile = strdup("/var/lib/prometheus/node-exporter/k0s-tsagent.prom");
+        c->clock_wait_sync = CLOCK_WAIT_SYNC_AUTO;
+        c->clock_timeout_usec = 2 * 60 * USEC_PER_SEC;
         if (!c->interface || !c->tailscale_socket || !c->k0s_binary || !c->k0s_version ||
             !c->k0s_token_file || !c->k0s_base_config || !c->k0s_config || !c->k0s_args ||
             !c->k0s_env || !c->k0s_status_socket || !c->containerd_dropin ||
-            !c->containerd_certs_dir || !c->calico_mark_mask || !c->state_dir)
+            !c->containerd_certs_dir || !c->calico_mark_mask || !c->state_dir || !c->persist_dir ||
+            !c->calico_nftables_mark_mask || !c->metrics_textfile)
                 return -ENOMEM;
 
         *ret = TAKE_PTR(c);
@@ -1260,6 +1295,7 @@ static const ConfigKey k0s_keys[] = {
         { "args", parse_strv, offsetof(AgentConfig, k0s_args), NULL },
         { "env", parse_env, offsetof(AgentConfig, k0s_env), NULL },
         { "status_socket", parse_path, offsetof(AgentConfig, k0s_status_socket), NULL },
+        { "ipv6", parse_bool, offsetof(AgentConfig, k0s_ipv6), NULL },
 };
 
 static const ConfigKey containerd_keys[] = {
@@ -1270,6 +1306,24 @@ static const ConfigKey containerd_keys[] = {
 static const ConfigKey calico_keys[] = {
         { "mtu", parse_mtu, offsetof(AgentConfig, calico_mtu), NULL },
         { "iptables_mark_mask", parse_mark_mask, offsetof(AgentConfig, calico_mark_mask), NULL },
+        { "nftables_mark_mask", parse_mark_mask, offsetof(AgentConfig, calico_nftables_mark_mask),
+          NULL },
+};
+
+static const ConfigKey metrics_keys[] = {
+        { "textfile", parse_path, offsetof(AgentConfig, metrics_textfile), NULL },
+};
+
+static const ConfigKey clock_keys[] = {
+        { "timeout", parse_duration_key, offsetof(AgentConfig, clock_timeout_usec), NULL },
+};
+
+static const ConfigKey failover_keys[] = {
+        { "target", parse_duration_key, offsetof(AgentConfig, failover_target_usec), NULL },
+};
+
+static const ConfigKey doctor_keys[] = {
+        { "backup_dir", parse_path, offsetof(AgentConfig, doctor_backup_dir), NULL },
 };
 
 static const ConfigKey health_keys[] = {
@@ -1290,6 +1344,10 @@ static const ConfigTable containerd_table = { containerd_keys, ELEMENTSOF(contai
 static const ConfigTable calico_table = { calico_keys, ELEMENTSOF(calico_keys) };
 static const ConfigTable health_table = { health_keys, ELEMENTSOF(health_keys) };
 static const ConfigTable timing_table = { timing_keys, ELEMENTSOF(timing_keys) };
+static const ConfigTable metrics_table = { metrics_keys, ELEMENTSOF(metrics_keys) };
+static const ConfigTable clock_table = { clock_keys, ELEMENTSOF(clock_keys) };
+static const ConfigTable failover_table = { failover_keys, ELEMENTSOF(failover_keys) };
+static const ConfigTable doctor_table = { doctor_keys, ELEMENTSOF(doctor_keys) };
 
 static const ConfigKey top_keys[] = {
         { "interface", parse_interface, offsetof(AgentConfig, interface), NULL },
@@ -1302,6 +1360,11 @@ static const ConfigKey top_keys[] = {
         { "health", parse_section, 0, &health_table },
         { "timing", parse_section, 0, &timing_table },
         { "state_dir", parse_path, offsetof(AgentConfig, state_dir), NULL },
+        { "persist_dir", parse_path, offsetof(AgentConfig, persist_dir), NULL },
+        { "metrics", parse_section, 0, &metrics_table },
+        { "clock", parse_section, 0, &clock_table },
+        { "failover", parse_section, 0, &failover_table },
+        { "doctor", parse_section, 0, &doctor_table },
 };
 static const ConfigTable top_table = { top_keys, ELEMENTSOF(top_keys) };
 _Static_assert(ELEMENTSOF(top_keys) <= 64 && ELEMENTSOF(k0s_keys) <= 64,

@@ -30,8 +30,16 @@ K0sRole k0s_role_from_string(const char *s);
 bool k0s_role_is_controller(K0sRole r); /* controller, controller+worker, single */
 bool k0s_role_runs_kubelet(K0sRole r); /* worker, controller+worker, single */
 
+/* Bounds that keep the cost of one event small whatever the file says (documented in
+ * k0s-tsagent.conf(5)). */
+#define CONFIG_MAX_REGISTRIES 256
+#define CONFIG_MAX_ENDPOINTS 16
+
 typedef struct RegistryEndpoint {
-        char *url; /* http:// or https://, validated */
+        char *url; /* http:// or https://, validated; NULL for a peer: endpoint */
+        char *peer; /* tailnet peer (HostName or MagicDNS name), NULL for a url: endpoint */
+        unsigned port; /* peer: 1-65535 */
+        char *scheme; /* peer: "http" or "https" */
         bool skip_verify; /* refused by validation on http:// */
         char *ca; /* absolute path or NULL */
 } RegistryEndpoint;
@@ -41,6 +49,17 @@ typedef struct Registry {
         RegistryEndpoint *endpoints;
         size_t n_endpoints; /* >= 1 */
 } Registry;
+
+typedef enum ClockWaitSync {
+        CLOCK_WAIT_SYNC_AUTO, /* wait only when the machine has no battery-backed RTC */
+        CLOCK_WAIT_SYNC_YES,
+        CLOCK_WAIT_SYNC_NO,
+        _CLOCK_WAIT_SYNC_MAX,
+        _CLOCK_WAIT_SYNC_INVALID = -EINVAL,
+} ClockWaitSync;
+
+const char *clock_wait_sync_to_string(ClockWaitSync w);
+ClockWaitSync clock_wait_sync_from_string(const char *s);
 
 typedef struct AgentConfig {
         char *path; /* file it was loaded from, for messages; may be NULL */
@@ -63,6 +82,9 @@ typedef struct AgentConfig {
         char **k0s_args; /* NULL-terminated, never NULL (empty vector) */
         char **k0s_env; /* k0s.env: map NAME: value -> "NAME=value", never NULL */
         char *k0s_status_socket; /* /run/k0s/status.sock */
+        bool k0s_ipv6; /* k0s.ipv6: false; worker roles get --node-ip=<v4>,<v6> */
+        char *k0s_accept_address; /* k0s.accept_address: an etcd controller's new tailnet
+                                   * IPv4 the operator confirmed, or NULL */
 
         /* containerd: */
         char *containerd_dropin; /* /etc/k0s/containerd.d/registry.toml */
@@ -73,7 +95,21 @@ typedef struct AgentConfig {
 
         /* calico: */
         unsigned calico_mtu; /* 1230; 0 leaves the base config's value */
-        char *calico_mark_mask; /* "0xff00ff00": hex, validated */
+        char *calico_mark_mask; /* "0xff00ff00": hex, validated (FELIX_IPTABLESMARKMASK) */
+        char *calico_nftables_mark_mask; /* "0xff00ff00" (FELIX_NFTABLESMARKMASK) */
+
+        /* failover: */
+        uint64_t failover_target_usec; /* failover.target: 0 = off; else >= 20s */
+
+        /* clock: */
+        ClockWaitSync clock_wait_sync; /* clock.wait_sync: auto */
+        uint64_t clock_timeout_usec; /* clock.timeout: 2m */
+
+        /* metrics: */
+        char *metrics_textfile; /* metrics.textfile: node_exporter textfile; NULL = off */
+
+        /* doctor: */
+        char *doctor_backup_dir; /* doctor.backup_dir: where etcd backups land, or NULL */
 
         /* health: */
         uint64_t health_interval_usec; /* health.interval: 30s; 0 disables the probe */
@@ -86,9 +122,9 @@ typedef struct AgentConfig {
         uint64_t stable_usec; /* timing.stable: 120s; a k0s running this long resets
                                             * the backoff */
         uint64_t stop_timeout_usec; /* 90s */
-        uint64_t watchdog_usec; /* unused by config; WATCHDOG_USEC comes from systemd */
 
-        char *state_dir; /* /run/k0s-tsagent */
+        char *state_dir; /* /run/k0s-tsagent: status.json, k0s.pid */
+        char *persist_dir; /* /var/lib/k0s-tsagent: what survives reboots (last address) */
 } AgentConfig;
 
 /* A config with every default filled in. */

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "macro.h"
+#include "util.h"
 #include "render-containerd.h"
 
 /* Appends toml_quote(s). */

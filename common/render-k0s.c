@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "macro.h"
+#include "util.h"
 #include "render-k0s.h"
 
 /* Deeper than any ClusterConfig (spec.extensions.helm.charts[].values... is about 10), shallow

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "util.h"
 #include "tailnet-status.h"
 
 /* A real tailnet visible to one node has far fewer peers; past this the body is not believable

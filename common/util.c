@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small string-vector and number-parsing helpers declared in macro.h. No I/O, no state.
+ * util.h's helpers: string vectors, StrBuf, number parsing, text cleaning. No I/O, no state,
+ * no logging; macro.h holds only macros and cleanup helpers.
  */
 
 #include <ctype.h>
@@ -11,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "macro.h"
+#include "util.h"
+#include "util.h"
 
 char **strv_free(char **l) {
         if (!l)
@@ -174,4 +176,62 @@ int safe_atoi(const char *s, int *ret) {
                 return -EINVAL;
         *ret = (int) v;
         return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one. */
+static size_t utf8_sequence_length(const unsigned char *s) {
+        size_t n;
+        unsigned cp;
+
+        if (s[0] < 0x80)
+                return 1;
+        if ((s[0] & 0xe0) == 0xc0) {
+                n = 2;
+                cp = s[0] & 0x1f;
+        } else if ((s[0] & 0xf0) == 0xe0) {
+                n = 3;
+                cp = s[0] & 0x0f;
+        } else if ((s[0] & 0xf8) == 0xf0) {
+                n = 4;
+                cp = s[0] & 0x07;
+        } else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        /* overlong forms, surrogates and values past U+10FFFF are not text */
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                return 0;
+        return n;
+}
+
+char *str_sanitize(const char *s, size_t max_len) {
+        const unsigned char *p = (const unsigned char *) (s ?: "");
+        char *out, *o;
+
+        out = o = malloc(max_len + 1);
+        if (!out)
+                return NULL;
+        while (*p) {
+                size_t n = utf8_sequence_length(p);
+
+                if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f)) ||
+                    (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)) /* C1 controls */
+                        n = 0;
+                if ((size_t) (o - out) + (n ?: 1) > max_len)
+                        break;
+                if (n == 0) {
+                        *o++ = '?';
+                        p++;
+                } else {
+                        memcpy(o, p, n);
+                        o += n;
+                        p += n;
+                }
+        }
+        *o = '\0';
+        return out;
 }

@@ -424,6 +424,8 @@ class Env:
             "timing": {"settle": "2s", "restart_backoff": ["500ms", "4s"],
                        "stop_timeout": "3s", "stable": "60s"},
             "state_dir": T + "/state",
+            "persist_dir": T + "/persist",
+            "metrics": {"textfile": T + "/metrics/k0s-tsagent.prom"},
         }
         for k, v in over.items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

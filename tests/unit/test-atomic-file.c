@@ -21,6 +21,7 @@
 
 #include "atomic-file.h"
 #include "macro.h"
+#include "util.h"
 
 static char *tmpdir;
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "util.h"
 #include "config.h"
 
 #define SEC(n) (USEC_PER_SEC * (n))
@@ -68,7 +69,6 @@ static void assert_defaults(const AgentConfig *c) {
         ck_assert_uint_eq(c->restart_backoff_max_usec, SEC(60));
         ck_assert_uint_eq(c->stable_usec, SEC(120));
         ck_assert_uint_eq(c->stop_timeout_usec, SEC(90));
-        ck_assert_uint_eq(c->watchdog_usec, 0);
         ck_assert_str_eq(c->state_dir, "/run/k0s-tsagent");
 }
 

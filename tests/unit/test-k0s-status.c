@@ -8,6 +8,7 @@
 
 #include "k0s-status.h"
 #include "macro.h"
+#include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(K0sStatus *, k0s_status_free);
 #define _cleanup_status_ _cleanup_(k0s_status_freep)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util.h"
 #include "render-containerd.h"
 
 #define M RENDER_CONTAINERD_MARKER "\n"

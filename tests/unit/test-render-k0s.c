@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "macro.h"
+#include "util.h"
 #include "render-k0s.h"
 
 #define IP "100.64.1.2"

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util.h"
 #include "supervisor.h"
 
 #define MSEC(x) ((uint64_t) (x) *USEC_PER_MSEC)

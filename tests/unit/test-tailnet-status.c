@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "util.h"
 #include "tailnet-status.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(TailnetStatus *, tailnet_status_free);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "macro.h"
+#include "util.h"
 
 START_TEST(test_strv_basics) {
         _cleanup_strv_free_ char **l = NULL;
