@@ -661,8 +661,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                 .tailnet = m->tailnet ? tailnet_get_status(m->tailnet) : NULL,
                 .tailnet_error = m->tailnet ? tailnet_get_error(m->tailnet) : NULL,
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
-                .base_k0s_yaml = base,
-                .base_k0s_yaml_len = base_len,
+                .base_config = { .content = base, .len = base_len, .error = base ? 0 : -ENOENT },
         };
 
         r = reconcile(c, &f, &p);

@@ -81,21 +81,6 @@ struct Netwatch {
         bool need_resync; /* a resync failed; retried on the next wakeup */
 };
 
-bool address_is_tailnet_ipv4(const char *a) {
-        struct in_addr in;
-        uint32_t h;
-
-        if (!a || inet_pton(AF_INET, a, &in) != 1)
-                return false;
-
-        h = ntohl(in.s_addr);
-        /* tsaddr.ChromeOSVMRange, 100.115.92.0/23, is carved out of the CGNAT range. */
-        if ((h & 0xfffffe00u) == 0x64735c00u)
-                return false;
-        /* tsaddr.CGNATRange, 100.64.0.0/10. */
-        return (h & 0xffc00000u) == 0x64400000u;
-}
-
 static int nlerr_to_errno(int nlerr) {
         switch (abs(nlerr)) {
         case NLE_NOMEM:

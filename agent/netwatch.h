@@ -14,23 +14,8 @@
 #include <arpa/inet.h>
 #include <systemd/sd-event.h>
 
+#include "facts.h"
 #include "macro.h"
-
-#define NETWATCH_MAX_ADDRS 16
-
-typedef struct NetState {
-        bool present; /* a link with our name exists */
-        int ifindex; /* 0 when absent */
-        bool admin_up; /* IFF_UP */
-        bool lower_up; /* IFF_LOWER_UP */
-        uint8_t operstate; /* IF_OPER_* */
-        bool up; /* admin_up && (oper UP || (oper UNKNOWN && lower_up)) — RFC 2863 */
-        unsigned mtu;
-        size_t n_ipv4, n_ipv6;
-        char ipv4[NETWATCH_MAX_ADDRS][INET_ADDRSTRLEN]; /* sorted, no duplicates */
-        char ipv6[NETWATCH_MAX_ADDRS][INET6_ADDRSTRLEN]; /* global only (no fe80::/10), sorted */
-        uint64_t n_recreated; /* how often the link came back with a new ifindex */
-} NetState;
 
 typedef struct Netwatch Netwatch;
 
@@ -53,4 +38,3 @@ Netwatch *netwatch_free(Netwatch *nw);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Netwatch *, netwatch_free);
 
 /* true for 100.64.0.0/10 minus 100.115.92.0/23 (tsaddr.CGNATRange minus ChromeOSVMRange). */
-bool address_is_tailnet_ipv4(const char *a);

@@ -371,8 +371,9 @@ int reconcile(const AgentConfig *cfg, const NodeFacts *f, Plan **ret) {
         if (!p->waiting_for && k0s_role_is_controller(cfg->role)) {
                 _cleanup_free_ char *warning = NULL, *error = NULL;
                 K0sFacts facts = { .ipv4 = p->address, .dns_name = p->dns_name };
-                r = render_k0s_config(f->base_k0s_yaml, f->base_k0s_yaml_len, cfg->k0s_base_config,
-                                      cfg, &facts, &k0s_yaml, &warning, &error);
+                r = render_k0s_config(f->base_config.content, f->base_config.len,
+                                      cfg->k0s_base_config, cfg, &facts, &k0s_yaml, &warning,
+                                      &error);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {

@@ -11,20 +11,7 @@
 #include <sys/types.h>
 
 #include "config.h"
-#include "k0s-version.h"
-#include "netwatch.h"
-#include "supervisor.h"
-#include "tailnet-status.h"
-
-typedef struct NodeFacts {
-        const NetState *net; /* netlink view of cfg->interface; NULL = unknown */
-        const TailnetStatus *tailnet; /* last /status, NULL when LocalAPI is unreachable */
-        const char *tailnet_error; /* why it is NULL, for the status line; may be NULL */
-        const K0sVersion *k0s_version; /* NULL while unknown */
-        const char *base_k0s_yaml; /* controller roles: content of cfg->k0s_base_config, or
-                                      * NULL when that file does not exist */
-        size_t base_k0s_yaml_len;
-} NodeFacts;
+#include "facts.h"
 
 typedef struct PlanFile {
         char *path; /* absolute */

@@ -166,8 +166,7 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 .net = &net,
                 .tailnet = &ts,
                 .k0s_version = &v,
-                .base_k0s_yaml = base,
-                .base_k0s_yaml_len = base_len,
+                .base_config = { .content = base, .len = base_len, .error = base ? 0 : -ENOENT },
         };
         _cleanup_(plan_freep) Plan *p = NULL;
         int r = reconcile(cfg, &f, &p);

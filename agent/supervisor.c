@@ -88,15 +88,6 @@ const char *supervisor_state_to_string(SupervisorState s) {
         return supervisor_state_table[s];
 }
 
-void k0s_spec_done(K0sSpec *s) {
-        if (!s)
-                return;
-        s->argv = strv_free(s->argv);
-        s->env = strv_free(s->env);
-        free(s->hash);
-        s->hash = NULL;
-}
-
 static int k0s_spec_copy(const K0sSpec *from, K0sSpec *ret) {
         K0sSpec c = {};
 

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "facts.h"
 #include "macro.h"
 
 /* Put into k0s's environment; adoption requires it (like k0s's own _K0S_MANAGED=yes). */
@@ -30,14 +31,6 @@ typedef enum SupervisorState {
 } SupervisorState;
 
 const char *supervisor_state_to_string(SupervisorState s);
-
-typedef struct K0sSpec {
-        char **argv; /* argv[0] is the k0s binary path (absolute) */
-        char **env; /* extra "NAME=value" entries, added to the agent's environment */
-        char *hash; /* digest of argv + env + every file k0s reads only at start */
-} K0sSpec;
-
-void k0s_spec_done(K0sSpec *s);
 
 typedef struct SupervisorTiming {
         uint64_t settle_usec;

@@ -166,6 +166,8 @@ static int parse_tailscale_ips(const cJSON *obj, char **ret_ipv4, char **ret_ipv
 static void tailnet_peer_done(TailnetPeer *p) {
         free(p->dns_name);
         free(p->host_name);
+        free(p->cur_addr);
+        free(p->relay);
         free(p->ipv4);
         free(p->ipv6);
         *p = (TailnetPeer){};
@@ -390,4 +392,16 @@ void ipn_bus_notify_done(IpnBusNotify *n) {
         free(n->err_message);
         free(n->version);
         *n = (IpnBusNotify){};
+}
+
+/* Linear for now; the tailnet module replaces it with a table built once per /status. */
+const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *name) {
+        if (!s || isempty(name))
+                return NULL;
+        for (size_t i = 0; i < s->n_peers; i++) {
+                const TailnetPeer *p = &s->peers[i];
+                if (streq_ptr(p->host_name, name) || streq_ptr(p->dns_name, name))
+                        return p;
+        }
+        return NULL;
 }

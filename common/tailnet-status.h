@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define TAILNET_STATUS_MAX_SIZE (32u * 1024u * 1024u)
 #define IPN_BUS_LINE_MAX_SIZE (64u * 1024u * 1024u)
@@ -34,7 +35,12 @@ typedef struct TailnetPeer {
         char *dns_name; /* trailing dot dropped; may be NULL */
         char *host_name;
         char *ipv4, *ipv6; /* first of each family from TailscaleIPs; may be NULL */
-        bool online;
+        bool online; /* the control server's view: goes stale in a control outage */
+        bool active; /* data plane: traffic in the last minutes */
+        uint64_t last_handshake_usec; /* CLOCK_REALTIME µs of LastHandshake, 0 = never */
+        char *cur_addr; /* direct UDP endpoint "ip:port", NULL when none */
+        char *relay; /* DERP region code, NULL when none */
+        uint64_t key_expiry_usec; /* CLOCK_REALTIME µs, 0 = none */
 } TailnetPeer;
 
 typedef struct TailnetStatus {
@@ -47,6 +53,7 @@ typedef struct TailnetStatus {
         char *dns_name; /* Self.DNSName, trailing dot dropped; may be NULL */
         char *host_name;
         char *magic_dns_suffix;
+        uint64_t self_key_expiry_usec; /* Self.KeyExpiry, CLOCK_REALTIME µs; 0 = none */
         char **health; /* NULL-terminated, never NULL */
         TailnetPeer *peers;
         size_t n_peers;
@@ -56,8 +63,12 @@ typedef struct TailnetStatus {
 int tailnet_status_parse(const char *json, size_t len, TailnetStatus **ret);
 TailnetStatus *tailnet_status_free(TailnetStatus *s);
 
+/* The peer whose HostName or MagicDNS name (with or without the tailnet suffix) is name, or
+ * NULL. */
 /* true when the node is "really on the tailnet": Running && Self.Online && an IPv4. */
 bool tailnet_status_is_running(const TailnetStatus *s);
+
+const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *name);
 
 typedef struct IpnBusNotify {
         bool has_state;

@@ -231,8 +231,7 @@ START_TEST(test_bad_base_config) {
         NodeFacts f = { .net = &net,
                         .tailnet = &ts,
                         .k0s_version = &v135,
-                        .base_k0s_yaml = base,
-                        .base_k0s_yaml_len = strlen(base) };
+                        .base_config = { .content = base, .len = strlen(base) } };
         Plan *p = NULL;
         ck_assert_int_eq(reconcile(cfg, &f, &p), 0);
         ck_assert(!p->gate_open);
