@@ -94,6 +94,7 @@ static int k0s_spec_copy(const K0sSpec *from, K0sSpec *ret) {
         c.argv = strv_copy(from->argv);
         c.env = strv_copy(from->env);
         c.hash = strdup(from->hash);
+        c.binary_id = from->binary_id;
         if (!c.argv || !c.env || !c.hash) {
                 k0s_spec_done(&c);
                 return -ENOMEM;

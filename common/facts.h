@@ -34,14 +34,6 @@ typedef struct NetState {
         uint64_t n_recreated; /* how often the link came back with a new ifindex */
 } NetState;
 
-typedef struct K0sSpec {
-        char **argv; /* argv[0] is the k0s binary path (absolute) */
-        char **env; /* extra "NAME=value" entries, added to the agent's environment */
-        char *hash; /* digest of argv + env + every file k0s reads only at start */
-} K0sSpec;
-
-void k0s_spec_done(K0sSpec *s);
-
 /* Identity of the k0s binary on disk when its version was probed: a start refuses to exec a
  * binary whose identity differs (it was replaced after the probe). */
 typedef struct BinaryId {
@@ -53,6 +45,15 @@ typedef struct BinaryId {
 } BinaryId;
 
 bool binary_id_equal(const BinaryId *a, const BinaryId *b);
+
+typedef struct K0sSpec {
+        char **argv; /* argv[0] is the k0s binary path (absolute) */
+        char **env; /* extra "NAME=value" entries, added to the agent's environment */
+        char *hash; /* digest of argv + env + every file k0s reads only at start */
+        BinaryId binary_id; /* argv[0] as probed; a start of another binary is refused */
+} K0sSpec;
+
+void k0s_spec_done(K0sSpec *s);
 
 /* A file the core decides about: its content, or why there is none. */
 typedef struct FileFact {
