@@ -405,3 +405,15 @@ const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *
         }
         return NULL;
 }
+
+/* Placeholder rule; the tailnet module refines it. */
+bool tailnet_peer_is_reachable(const TailnetPeer *p, uint64_t now_realtime_usec) {
+        if (!p)
+                return false;
+        if (p->active)
+                return true;
+        if (p->last_handshake_usec > 0 && now_realtime_usec >= p->last_handshake_usec &&
+            now_realtime_usec - p->last_handshake_usec <= 180 * USEC_PER_SEC)
+                return true;
+        return p->online;
+}

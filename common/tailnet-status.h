@@ -70,6 +70,11 @@ bool tailnet_status_is_running(const TailnetStatus *s);
 
 const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *name);
 
+/* Whether traffic to this peer can be expected to get through now (the rule is documented in
+ * k0s-tsagent.conf(5): data-plane fields first, Online only as a hint, since it is the control
+ * server's view and goes stale in a control outage). now: CLOCK_REALTIME µs. */
+bool tailnet_peer_is_reachable(const TailnetPeer *p, uint64_t now_realtime_usec);
+
 typedef struct IpnBusNotify {
         bool has_state;
         BackendState state;
