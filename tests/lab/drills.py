@@ -131,7 +131,7 @@ def drill1(lab, site="a", dark=2.0, out=print, quiet=False):
     plan = {v.name: (lab.rng.uniform(0, 3), lab.rng.uniform(0, 1.5)) for v in victims}
     for v in victims:
         d, tsd = plan[v.name]
-        lab.mark(t_back, v.name, "boot plan: node boots at +%.2f s, tailscaled %.2f s later"
+        lab.mark(t_back + 1e-6, v.name, "boot plan: node boots at +%.2f s, tailscaled %.2f s later"
                  % (d, tsd))
     results = {}
     threads = []

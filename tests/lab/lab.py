@@ -446,9 +446,6 @@ class Lab:
             self.ip(self.wan, "addr", "add", "10.199.%d.1/30" % (s + 1), "dev",
                     "site-" + self.site_names[s])
             self.uplink(s, True)
-            self.ip(ns, "route", "add", "default", "via", "10.199.%d.1" % (s + 1))
-            self.ip(self.wan, "route", "add", "10.200.%d.0/24" % (s + 1), "via",
-                    "10.199.%d.2" % (s + 1))
         for n in self.nodes:
             sh(["ip", "netns", "add", n.ns])
             self.ip(n.ns, "link", "set", "lo", "up")
@@ -459,17 +456,25 @@ class Lab:
             # a registry binds the tailnet address whether or not tailscale0 has it yet
             self.sysctl(n.ns, "net.ipv4.ip_nonlocal_bind", 1)
             self.node_links(n, True)
-            self.ip(n.ns, "route", "add", "default", "via", "10.200.%d.1" % (n.site + 1))
 
     def uplink(self, s, up):
+        """A site's uplink to the WAN up or down (the kernel drops the routes over a link
+        that goes down, so they are put back with it)."""
         st = "up" if up else "down"
         self.ip(self.site_ns(s), "link", "set", "uplink", st)
         self.ip(self.wan, "link", "set", "site-" + self.site_names[s], st)
+        if up:
+            self.ip(self.site_ns(s), "route", "replace", "default", "via",
+                    "10.199.%d.1" % (s + 1))
+            self.ip(self.wan, "route", "replace", "10.200.%d.0/24" % (s + 1), "via",
+                    "10.199.%d.2" % (s + 1))
 
     def node_links(self, n, up):
         st = "up" if up else "down"
         self.ip(self.site_ns(n.site), "link", "set", n.name, st)
         self.ip(n.ns, "link", "set", "eth0", st)
+        if up:
+            self.ip(n.ns, "route", "replace", "default", "via", "10.200.%d.1" % (n.site + 1))
 
     # --- per-node files -----------------------------------------------------------------------
     def write_node_files(self):
