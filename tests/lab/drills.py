@@ -59,9 +59,11 @@ def print_timeline(lab, t0, since, out=print, extra_nodes=None):
 
 def pull_until(lab, n, ref, since, deadline, results):
     """After k0s starts on n (and so its containerd), pull ref over CRI until it works."""
-    t_ctrd = lab.start_containerd_when_k0s(n, since, timeout=deadline)
-    if t_ctrd is None:
+    if not wait_until(lambda: n.gen > 0 and n.k0s_events(since, "start"), deadline, 0.01):
         results[n.name] = (None, "k0s never started")
+        return
+    if not lab.wait_containerd(n, deadline):
+        results[n.name] = (None, "containerd did not come up")
         return
     end = time.time() + deadline
     tries = 0
@@ -215,12 +217,9 @@ def drill2(lab, outage=60.0, out=print):
     time.sleep(outage / 3)
     results = {}
     t_boot = time.time()
-    th = threading.Thread(target=lambda: lab.start_containerd_when_k0s(late, t_boot, 20))
     lab.boot(late, control_unreachable=True)
-    th.start()
-    if not lab.wait_node_up(late, t_boot, 15):
+    if not lab.wait_node_up(late, t_boot, max(1.0, t0 + outage - 1 - time.time())):
         fails.append("%s: k0s not started while the control server is unreachable" % late.name)
-    th.join()
     st = late.localapi()
     if st and st["Self"]["Online"] is not False:
         fails.append("%s booted with Self.Online %s" % (late.name, st["Self"]["Online"]))
@@ -327,8 +326,8 @@ def restore_site(lab, s):
         if not lab.wait_node_up(n, t, 20):
             raise Fail("%s did not come back after site %s returned" % (n.name,
                                                                          lab.site_names[s]))
-        if n.worker:
-            lab.start_containerd_when_k0s(n, t)
+        if n.worker and not lab.wait_containerd(n):
+            raise Fail("%s: containerd did not come back" % n.name)
     lab.mark(time.time(), "site " + lab.site_names[s], "power back, nodes up again")
 
 
@@ -340,8 +339,11 @@ def drill4(lab, out=print):
     x = cands[0]
     others = [n for n in lab.nodes if n is not x]
     old = x.ipv4
-    new4 = "100.64.%d.%d" % (x.site + 1, 100 + x.idx + len(x.k0s_events(0, "start")) % 100)
-    new6 = "fd7a:115c:a1e0::%d:%d" % (x.site + 1, 100 + x.idx)
+    if x.ipv4 == x.orig_ipv4:
+        new4 = "100.64.%d.%d" % (x.site + 1, 100 + x.idx)
+        new6 = "fd7a:115c:a1e0::%d:%d" % (x.site + 1, 100 + x.idx)
+    else:
+        new4, new6 = x.orig_ipv4, x.orig_ipv6
     out("drill 4: %s's tailnet address changes %s -> %s (settle %s), then its tailscaled "
         "restarts" % (x.name, old, new4, lab.settle))
     t_begin = time.time()

@@ -247,7 +247,9 @@ class Node:
         self.procs = {}         # name -> Popen
         self.init = None
         self.powered = False
-        self.k0s_marks = 0
+        self.gen = 0            # boot generation: threads of an earlier boot stop
+        self.ctrd_ready = None  # when this boot's containerd answered
+        self.orig_ipv4, self.orig_ipv6 = self.ipv4, self.ipv6
 
     def path(self, *p):
         return os.path.join(self.dir, *p)
@@ -550,6 +552,8 @@ class Lab:
 
     # --- power ------------------------------------------------------------------------------
     def power_off(self, n):
+        n.gen += 1
+        n.ctrd_ready = None
         kill_netns(n.ns)
         for p in list(n.procs.values()) + ([n.init] if n.init else []):
             try:
@@ -590,6 +594,8 @@ class Lab:
         worker runs containerd; the stand-in k0s does not)."""
         if delay:
             time.sleep(delay)
+        n.gen += 1
+        n.ctrd_ready = None
         shutil.rmtree(n.path("run"), ignore_errors=True)
         os.makedirs(n.path("run", "tailscale"))
         t = time.time()
@@ -611,6 +617,9 @@ class Lab:
         if n.registry:
             n.start("registry", ["docker-registry", "serve", n.path("registry.yml")])
             self.mark(time.time(), n.name, "registry started")
+        if n.worker:
+            threading.Thread(target=self.containerd_on_k0s, args=(n, n.gen, t),
+                             daemon=True).start()
         return t
 
     def start_agent(self, n):
@@ -632,19 +641,24 @@ class Lab:
         self.mark(time.time(), n.name, "tailscaled started" + (
             " (control server unreachable)" if control_unreachable else ""))
 
-    def start_containerd_when_k0s(self, n, since, timeout=30):
-        """Wait for the stand-in k0s started after `since`, then start containerd (workers)."""
-        ok = wait_until(lambda: n.k0s_events(since, "start"), timeout, 0.01)
-        if not ok or not n.worker or not n.powered:
-            return None
+    def containerd_on_k0s(self, n, gen, since):
+        """k0s worker runs containerd itself; the stand-in k0s does not. So once the stand-in
+        k0s of this boot (generation `gen`) has started, start the node's containerd."""
+        while n.gen == gen and not n.k0s_events(since, "start"):
+            time.sleep(0.01)
+        if n.gen != gen:
+            return
         n.start("containerd", ["containerd", "--config", n.path("containerd.toml")])
         sock = n.path("run", "containerd.sock")
-        ready = wait_until(lambda: os.path.exists(sock) and sh(
-            ["ctr", "--address", sock, "version"], check=False).returncode == 0, 20, 0.05)
-        if not ready:
-            raise Fail("%s: containerd did not come up" % n.name)
-        self.mark(time.time(), n.name, "containerd ready")
-        return time.time()
+        ready = wait_until(lambda: n.gen != gen or os.path.exists(sock) and sh(
+            ["ctr", "--address", sock, "version"], check=False).returncode == 0, 30, 0.05)
+        if ready and n.gen == gen:
+            n.ctrd_ready = time.time()
+            self.mark(n.ctrd_ready, n.name, "containerd ready")
+
+    def wait_containerd(self, n, timeout=30):
+        """The time this boot's containerd became ready, or None."""
+        return wait_until(lambda: n.ctrd_ready, timeout, 0.01)
 
     def wait_node_up(self, n, since, timeout=20):
         """tailscale0 with the address and k0s started, both after `since`."""
@@ -674,8 +688,9 @@ class Lab:
         for n in self.nodes:
             if not self.wait_node_up(n, t0, 30):
                 raise Fail("%s did not come up: %s" % (n.name, tail(n.path("agent.log"))))
-            if n.worker:
-                self.start_containerd_when_k0s(n, t0)
+            if n.worker and not self.wait_containerd(n):
+                raise Fail("%s: containerd did not come up: %s" % (
+                    n.name, tail(n.path("containerd.log"))))
         for r in self.registry_nodes():
             self.push_image(r, blobs)
         self.log("lab %s up in %.1f s: %s (dir %s)" % (

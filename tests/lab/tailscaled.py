@@ -142,6 +142,10 @@ class Tailscaled:
     # --- wireguard-go -------------------------------------------------------------------
     def start_engine(self):
         sock = "/run/wireguard/%s.sock" % IFNAME
+        try:
+            os.unlink(sock)  # left by a SIGKILLed wireguard-go (this node's own /run)
+        except FileNotFoundError:
+            pass
         env = dict(os.environ, WG_PROCESS_FOREGROUND="1",
                    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1", LOG_LEVEL="error")
         log = open(self.opts.wg_log, "a") if self.opts.wg_log else subprocess.DEVNULL
