@@ -72,6 +72,15 @@ static void assert_defaults(const AgentConfig *c) {
         ck_assert_uint_eq(c->stable_usec, SEC(120));
         ck_assert_uint_eq(c->stop_timeout_usec, SEC(90));
         ck_assert_str_eq(c->state_dir, "/run/k0s-tsagent");
+        ck_assert_str_eq(c->persist_dir, "/var/lib/k0s-tsagent");
+        ck_assert(!c->k0s_ipv6);
+        ck_assert_ptr_null(c->k0s_accept_address);
+        ck_assert_str_eq(c->calico_nftables_mark_mask, "0xff00ff00");
+        ck_assert_uint_eq(c->failover_target_usec, 0);
+        ck_assert_int_eq(c->clock_wait_sync, CLOCK_WAIT_SYNC_AUTO);
+        ck_assert_uint_eq(c->clock_timeout_usec, SEC(120));
+        ck_assert_str_eq(c->metrics_textfile, "/var/lib/prometheus/node-exporter/k0s-tsagent.prom");
+        ck_assert_ptr_null(c->doctor_backup_dir);
 }
 
 START_TEST(test_defaults) {
