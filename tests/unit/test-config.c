@@ -1455,7 +1455,8 @@ START_TEST(test_new_keys) {
 
         /* "" and null turn the optional ones off */
         static const char *const off[] = {
-                "metrics:\n  textfile: \"\"\ndoctor:\n  backup_dir: ''\nk0s:\n  accept_address: ''\n",
+                "metrics:\n  textfile: \"\"\ndoctor:\n  backup_dir: ''\n"
+                "k0s:\n  accept_address: ''\n",
                 "metrics:\n  textfile:\ndoctor:\n  backup_dir: ~\nk0s:\n  accept_address: null\n",
         };
         for (size_t i = 0; i < ELEMENTSOF(off); i++) {
