@@ -2,8 +2,9 @@
 /*
  * The agent's configuration file: YAML bytes -> a small node tree (libyaml event API) -> the
  * plain AgentConfig struct (table-driven, one parser per value type) -> cross-field validation.
- * Owns defaults, durations, registry-name grammar and every "FILE:LINE:COLUMN: message" error.
- * Does not decide anything from the values (reconcile does) and never logs.
+ * Owns defaults, durations and their bounds, registry-name grammar, every "FILE:LINE:COLUMN:
+ * message" error, the file's ownership rule and config_lint()'s warnings. Does not decide
+ * anything from the values (reconcile does) and never logs.
  */
 
 #include <arpa/inet.h>
