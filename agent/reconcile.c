@@ -340,9 +340,9 @@ static int resolve_peers(const Registry *r, const TailnetStatus *t, uint64_t now
                         if (plan_note(warnings,
                                       "registry %s: tailnet peer '%s' is %s; endpoint left out",
                                       r->name, e->peer,
-                                      !t          ? "unknown (no answer from tailscaled yet)"
-                                      : peer      ? "known but has no tailnet IPv4"
-                                                  : "unknown to tailscaled") < 0)
+                                      !t             ? "unknown (no answer from tailscaled yet)"
+                                              : peer ? "known but has no tailnet IPv4"
+                                                     : "unknown to tailscaled") < 0)
                                 return -ENOMEM;
                         continue;
                 }
@@ -388,7 +388,8 @@ int reconcile_registry_endpoints(const Registry *r, const TailnetStatus *t, uint
                 size_t j = r->endpoints[i].peer ? next_peer(r, urls, reachable, &cursor) : i;
                 if (j == SIZE_MAX)
                         continue;
-                last[n] = !r->endpoints[j].peer && url_endpoint_unreachable(&r->endpoints[j], t, now);
+                last[n] =
+                        !r->endpoints[j].peer && url_endpoint_unreachable(&r->endpoints[j], t, now);
                 slot[n++] = j;
         }
         /* Then URL endpoints on a peer known to be down go last (containerd tries hosts in
@@ -604,8 +605,7 @@ static int check_clock(const NodeFacts *f, Plan *p) {
         case CLOCK_FACT_WAITING:
                 if (f->k0s_running_version)
                         return 0;
-                return plan_wait(p, strdup("the clock to be synchronized (clock.wait_sync)"),
-                                 NULL);
+                return plan_wait(p, strdup("the clock to be synchronized (clock.wait_sync)"), NULL);
         case CLOCK_FACT_TIMED_OUT:
                 return plan_note(&p->warnings,
                                  "the clock is not synchronized and clock.timeout passed: k0s "
@@ -639,8 +639,7 @@ static int failover_profile(const AgentConfig *cfg, Plan *p, FailoverProfile *fp
                                  "failover.target %" PRIu64 "s is faster than a node on a lossy "
                                  "link survives; using the fastest safe profile: %" PRIu64
                                  " s (grace %us + monitor period %us + toleration %us)",
-                                 t, sum, fp->grace_sec, fp->monitor_period_sec,
-                                 fp->toleration_sec);
+                                 t, sum, fp->grace_sec, fp->monitor_period_sec, fp->toleration_sec);
         return 0;
 }
 
@@ -691,8 +690,8 @@ static int render_k0s_yaml(const AgentConfig *cfg, const NodeFacts *f, const Fai
         };
         int r;
 
-        r = render_k0s_config(f->base_config.content, f->base_config.len, cfg->k0s_base_config,
-                              cfg, &kf, &yaml, &notes, &error);
+        r = render_k0s_config(f->base_config.content, f->base_config.len, cfg->k0s_base_config, cfg,
+                              &kf, &yaml, &notes, &error);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -726,8 +725,8 @@ static int plan_run(const AgentConfig *cfg, const NodeFacts *f, const FailoverPr
         if (r < 0)
                 return r;
         p->spec.env = strv_copy(cfg->k0s_env);
-        p->spec.hash = p->spec.env ? reconcile_spec_hash(p->spec.argv, p->spec.env, k0s_yaml)
-                                   : NULL;
+        p->spec.hash =
+                p->spec.env ? reconcile_spec_hash(p->spec.argv, p->spec.env, k0s_yaml) : NULL;
         if (!p->spec.hash)
                 return -ENOMEM;
         p->spec.binary_id = f->k0s_binary_id;

@@ -785,10 +785,10 @@ static int set_extra_arg(Renderer *r, int parent, const char *section, const cha
                 if (k < 0 && k != -ENOENT)
                         return k;
                 /* The same value (a render fed back, or the user agreeing) says nothing. */
-                if (k >= 0 && scalar_is(node_get(r, node_get(r, extra)
-                                                            ->data.mapping.pairs.start[index]
-                                                            .value),
-                                        buf))
+                if (k >= 0 &&
+                    scalar_is(
+                            node_get(r, node_get(r, extra)->data.mapping.pairs.start[index].value),
+                            buf))
                         return 0;
                 user_set = k >= 0;
         }
@@ -806,8 +806,8 @@ static int pin_failover(Renderer *r, int spec, const FailoverProfile *fp) {
         k = mapping_child(r, spec, "api", "spec", YAML_MAPPING_NODE, true, &api);
         if (k < 0)
                 return k;
-        k = set_extra_arg(r, api, "api", "default-not-ready-toleration-seconds",
-                          fp->toleration_sec, false);
+        k = set_extra_arg(r, api, "api", "default-not-ready-toleration-seconds", fp->toleration_sec,
+                          false);
         if (k < 0)
                 return k;
         k = set_extra_arg(r, api, "api", "default-unreachable-toleration-seconds",
@@ -817,8 +817,7 @@ static int pin_failover(Renderer *r, int spec, const FailoverProfile *fp) {
         k = mapping_child(r, spec, "controllerManager", "spec", YAML_MAPPING_NODE, true, &cm);
         if (k < 0)
                 return k;
-        return set_extra_arg(r, cm, "controllerManager", "node-monitor-grace-period",
-                             fp->grace_sec,
+        return set_extra_arg(r, cm, "controllerManager", "node-monitor-grace-period", fp->grace_sec,
                              args_set_controller_manager_flag(r->cfg, "node-monitor-grace-period"));
 }
 

@@ -914,8 +914,9 @@ START_TEST(test_failover_extra_args) {
         ck_assert_ptr_null(res.warning);
         assert_str_at(&res, "spec.api.extraArgs.default-not-ready-toleration-seconds", "9");
         assert_str_at(&res, "spec.api.extraArgs.default-unreachable-toleration-seconds", "9");
-        ck_assert_int_eq(style_at(&res, "spec.api.extraArgs.default-unreachable-toleration-seconds"),
-                         YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+        ck_assert_int_eq(
+                style_at(&res, "spec.api.extraArgs.default-unreachable-toleration-seconds"),
+                YAML_DOUBLE_QUOTED_SCALAR_STYLE);
         assert_str_at(&res, "spec.controllerManager.extraArgs.node-monitor-grace-period", "41s");
         again = strdup(res.yaml);
         result_done(&res);
@@ -934,15 +935,18 @@ START_TEST(test_failover_extra_args) {
         assert_str_at(&res, "spec.api.extraArgs.default-not-ready-toleration-seconds", "9");
         assert_str_at(&res, "spec.controllerManager.extraArgs.node-monitor-grace-period", "2m");
         ck_assert_ptr_nonnull(res.warning);
-        ck_assert_ptr_nonnull(strstr(res.warning, "default-unreachable-toleration-seconds is set "
-                                                  "by the user and wins over failover.target"));
+        ck_assert_ptr_nonnull(strstr(res.warning,
+                                     "default-unreachable-toleration-seconds is set "
+                                     "by the user and wins over failover.target"));
         ck_assert_ptr_nonnull(strstr(res.warning, "node-monitor-grace-period is set by the user"));
         ck_assert_ptr_null(strstr(res.warning, "default-not-ready"));
         result_done(&res);
 
         /* k0s merges --kube-controller-manager-extra-args before spec.controllerManager. */
-        char *args[] = { (char *) "--kube-controller-manager-extra-args=--node-monitor-grace-period=30s",
-                         NULL };
+        char *args[] = {
+                (char *) "--kube-controller-manager-extra-args=--node-monitor-grace-period=30s",
+                NULL
+        };
         c->k0s_args = args;
         render_with(&res, CALICO, strlen(CALICO), "b", c, &facts);
         c->k0s_args = NULL;
@@ -997,7 +1001,7 @@ START_TEST(test_failover_profile) {
         static const struct {
                 unsigned target, grace, tol, update;
         } t[] = {
-                { 20, 40, 5, 10 }, { 49, 40, 5, 10 },  { 50, 40, 5, 10 },
+                { 20, 40, 5, 10 }, { 49, 40, 5, 10 },   { 50, 40, 5, 10 },
                 { 60, 41, 9, 10 }, { 120, 50, 35, 10 }, { 1000, 50, 300, 10 },
         };
         FailoverProfile fp;
