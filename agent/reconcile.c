@@ -735,13 +735,14 @@ static int plan_run(const AgentConfig *cfg, const NodeFacts *f, const FailoverPr
 
         const TailnetStatus *t = f->tailnet;
         extra = strdup_printf(
-                "%s%s%s%s%s%s", p->address6 ? " and " : "", p->address6 ?: "",
+                "%s%s%s%s%s%s%s", p->address6 ? " and " : "", p->address6 ?: "",
                 t && t->backend_state == BACKEND_RUNNING && !t->self_online
                         ? "; control server unreachable (Self.Online false), data plane up"
                         : "",
                 p->upgrade_pending ? "; restart pending an upgrade: k0s " : "",
                 p->upgrade_pending ? f->k0s_running_version->text : "",
-                p->upgrade_pending ? " runs, the binary on disk is newer" : "");
+                p->upgrade_pending ? " runs, the binary on disk is " : "",
+                p->upgrade_pending ? f->k0s_version->text : "");
         if (!extra)
                 return -ENOMEM;
         p->status = strdup_printf("Tailnet ready: %s on %s%s", cfg->interface, p->address, extra);

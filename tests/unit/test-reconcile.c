@@ -498,7 +498,9 @@ START_TEST(test_versions) {
         /* The drop-in follows the k0s that runs; the upgrade waits for a restart. */
         ck_assert(strstr(p->files[1].contents, "version = 2\n"));
         ck_assert(p->upgrade_pending);
-        ck_assert(strstr(p->status, "restart pending an upgrade"));
+        ck_assert(strstr(p->status,
+                         "restart pending an upgrade: k0s v1.35.7+k0s.0 runs, the "
+                         "binary on disk is v1.36.1+k0s.0"));
         ck_assert(binary_id_equal(&p->spec.binary_id, &f.k0s_binary_id));
         _cleanup_free_ char *hash = strdup(p->spec.hash);
         plan_free(p);
