@@ -49,7 +49,7 @@ const char *metrics_reachability_to_string(MetricsReachability r) {
 void metrics_snapshot_init(MetricsSnapshot *s) {
         *s = (MetricsSnapshot){
                 .backend_state = _BACKEND_STATE_INVALID,
-                .tailnet_up_to_k0s_start_usec = UINT64_MAX,
+                .tailnet_to_k0s_start_usec = UINT64_MAX,
                 .clock = CLOCK_FACT_NOT_NEEDED,
         };
 }
@@ -149,12 +149,12 @@ static void render_k0s(Out *o, const MetricsSnapshot *s) {
                     s->k0s_start_time_usec / USEC_PER_SEC,
                     s->k0s_start_time_usec % USEC_PER_SEC / USEC_PER_MSEC);
         }
-        if (s->tailnet_up_to_k0s_start_usec != UINT64_MAX) {
-                family(o, "tailnet_up_to_k0s_start_seconds", "gauge",
+        if (s->tailnet_to_k0s_start_usec != UINT64_MAX) {
+                family(o, "tailnet_to_k0s_start_seconds", "gauge",
                        "Last reaction time: from the gate opening to k0s started.");
-                out(o, "k0s_tsagent_tailnet_up_to_k0s_start_seconds %" PRIu64 ".%06" PRIu64 "\n",
-                    s->tailnet_up_to_k0s_start_usec / USEC_PER_SEC,
-                    s->tailnet_up_to_k0s_start_usec % USEC_PER_SEC);
+                out(o, "k0s_tsagent_tailnet_to_k0s_start_seconds %" PRIu64 ".%06" PRIu64 "\n",
+                    s->tailnet_to_k0s_start_usec / USEC_PER_SEC,
+                    s->tailnet_to_k0s_start_usec % USEC_PER_SEC);
         }
 }
 

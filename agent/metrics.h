@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "facts.h"
@@ -59,7 +60,7 @@ typedef struct MetricsSnapshot {
         uint64_t k0s_starts, k0s_restarts;
         uint64_t k0s_exits[_METRICS_EXIT_MAX];
         uint64_t k0s_start_time_usec; /* CLOCK_REALTIME of the running k0s's start; 0 = none */
-        uint64_t tailnet_up_to_k0s_start_usec; /* last measured latency; UINT64_MAX = never */
+        uint64_t tailnet_to_k0s_start_usec; /* last measured latency; UINT64_MAX = never */
         uint64_t file_writes[_METRICS_FILE_MAX], file_write_failures[_METRICS_FILE_MAX];
         uint64_t localapi_reconnects;
         unsigned registry_endpoints[_METRICS_REACH_MAX];
@@ -92,3 +93,24 @@ uint64_t metrics_get_writes(Metrics *m);
 uint64_t metrics_get_write_failures(Metrics *m);
 Metrics *metrics_free(Metrics *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Metrics *, metrics_free);
+
+/* What the manager sees only as a sequence of states (the k0s pid coming and going, the gate
+ * opening, file writes) turned into the snapshot's counters. Pure: the caller passes the time. */
+typedef struct MetricsTracker {
+        MetricsSnapshot snap; /* counters live here; the manager fills the gauges */
+        pid_t pid; /* k0s pid at the last look, 0 = none */
+        uint64_t started_usec; /* its start time (CLOCK_REALTIME) */
+        bool stopping; /* the agent was stopping that k0s at the last look */
+        bool gate_open;
+        uint64_t gate_open_mono_usec; /* when the gate last opened, 0 = start measured */
+} MetricsTracker;
+
+void metrics_tracker_init(MetricsTracker *t);
+/* After every supervisor event: pid (0 = none), its start time, adopted (an adopted k0s is not
+ * a start), the state was STOPPING (an exit then is the agent's doing), the last exit text
+ * ("exited 1", "killed by SIGSEGV", ...), now on CLOCK_MONOTONIC. */
+void metrics_tracker_k0s(MetricsTracker *t, pid_t pid, uint64_t started_usec, bool adopted,
+                         bool stopping, const char *last_exit, uint64_t now_mono_usec);
+void metrics_tracker_gate(MetricsTracker *t, bool open, uint64_t now_mono_usec);
+/* r as atomic_file_write() returned it: > 0 written, 0 unchanged, < 0 failed. */
+void metrics_tracker_file(MetricsTracker *t, MetricsFileKind k, int r);

@@ -53,7 +53,7 @@ for e in exprs:
 for m in sorted(named):
     check(m in have, "dashboard names %s, which the agent does not write" % m)
 for want in ("k0s_tsagent_gate_open", "k0s_tsagent_k0s_running", "k0s_tsagent_k0s_restarts_total",
-             "k0s_tsagent_tailnet_up_to_k0s_start_seconds"):
+             "k0s_tsagent_tailnet_to_k0s_start_seconds"):
     check(want in named, "dashboard shows %s" % want)
 print("dashboard: %d panels, %d queries, %d metric names" % (len(dash["panels"]), len(exprs),
                                                              len(named)))

@@ -41,7 +41,7 @@ static void full_snapshot(MetricsSnapshot *s) {
         s->k0s_exits[METRICS_EXIT_ERROR] = 1;
         s->k0s_exits[METRICS_EXIT_STOPPED_BY_AGENT] = 1;
         s->k0s_start_time_usec = UINT64_C(1700000000123456);
-        s->tailnet_up_to_k0s_start_usec = 4321;
+        s->tailnet_to_k0s_start_usec = 4321;
         s->file_writes[METRICS_FILE_DROPIN] = 1;
         s->file_writes[METRICS_FILE_HOSTS] = 2;
         s->file_writes[METRICS_FILE_STATUS] = 7;
@@ -90,6 +90,62 @@ START_TEST(test_render_escapes) {
         ck_assert_int_eq(metrics_render(&s, &text), 0);
         ck_assert_ptr_nonnull(
                 strstr(text, "{version=\"a\\\"b\\\\c\",k0s_version=\"unknown\"} 1\n"));
+}
+END_TEST
+
+START_TEST(test_tracker) {
+        MetricsTracker t;
+        metrics_tracker_init(&t);
+
+        metrics_tracker_gate(&t, true, 1000);
+        metrics_tracker_k0s(&t, 0, 0, false, false, NULL, 1500); /* not yet */
+        ck_assert_int_eq(t.snap.k0s_starts, 0);
+        metrics_tracker_k0s(&t, 100, 5000000, false, false, NULL, 4000);
+        ck_assert_int_eq(t.snap.k0s_starts, 1);
+        ck_assert_int_eq(t.snap.k0s_restarts, 0);
+        ck_assert(t.snap.k0s_running);
+        ck_assert_int_eq(t.snap.tailnet_to_k0s_start_usec, 3000);
+        ck_assert_int_eq(t.snap.k0s_start_time_usec, 5000000);
+        /* The same k0s seen again changes nothing. */
+        metrics_tracker_k0s(&t, 100, 5000000, false, false, NULL, 9000);
+        ck_assert_int_eq(t.snap.k0s_starts, 1);
+        /* It crashes; restarted after the backoff: one exit by signal, one restart. */
+        metrics_tracker_k0s(&t, 0, 0, false, false, "killed by SIGSEGV", 10000);
+        ck_assert(!t.snap.k0s_running);
+        ck_assert_int_eq(t.snap.k0s_start_time_usec, 0);
+        ck_assert_int_eq(t.snap.k0s_exits[METRICS_EXIT_SIGNALED], 1);
+        metrics_tracker_k0s(&t, 101, 6000000, false, false, "killed by SIGSEGV", 20000);
+        ck_assert_int_eq(t.snap.k0s_restarts, 1);
+        ck_assert_int_eq(t.snap.tailnet_to_k0s_start_usec, 3000); /* not a gate opening */
+        /* The agent stops it for an IP change and starts a new one in the same breath. */
+        metrics_tracker_k0s(&t, 101, 6000000, false, true, NULL, 21000);
+        metrics_tracker_k0s(&t, 102, 7000000, false, false, "exited 0", 22000);
+        ck_assert_int_eq(t.snap.k0s_exits[METRICS_EXIT_STOPPED_BY_AGENT], 1);
+        ck_assert_int_eq(t.snap.k0s_restarts, 2);
+        ck_assert_int_eq(t.snap.k0s_starts, 3);
+        /* Exits on its own: 0 and 1. */
+        metrics_tracker_k0s(&t, 0, 0, false, false, "exited 0", 23000);
+        metrics_tracker_k0s(&t, 103, 8000000, false, false, "exited 0", 24000);
+        metrics_tracker_k0s(&t, 0, 0, false, false, "exited 1", 25000);
+        ck_assert_int_eq(t.snap.k0s_exits[METRICS_EXIT_OK], 1);
+        ck_assert_int_eq(t.snap.k0s_exits[METRICS_EXIT_ERROR], 1);
+        /* Gate closes and opens again: a new latency. */
+        metrics_tracker_gate(&t, false, 30000);
+        metrics_tracker_gate(&t, true, 40000);
+        metrics_tracker_k0s(&t, 104, 9000000, false, false, NULL, 40250);
+        ck_assert_int_eq(t.snap.tailnet_to_k0s_start_usec, 250);
+        /* An adopted k0s is no start. */
+        MetricsTracker a;
+        metrics_tracker_init(&a);
+        metrics_tracker_k0s(&a, 77, 1, true, false, NULL, 1);
+        ck_assert_int_eq(a.snap.k0s_starts, 0);
+        ck_assert(a.snap.k0s_running);
+        /* Files. */
+        metrics_tracker_file(&t, METRICS_FILE_HOSTS, 1);
+        metrics_tracker_file(&t, METRICS_FILE_HOSTS, 0);
+        metrics_tracker_file(&t, METRICS_FILE_HOSTS, -ENOSPC);
+        ck_assert_int_eq(t.snap.file_writes[METRICS_FILE_HOSTS], 1);
+        ck_assert_int_eq(t.snap.file_write_failures[METRICS_FILE_HOSTS], 1);
 }
 END_TEST
 
@@ -201,6 +257,7 @@ static Suite *metrics_suite(void) {
         tcase_add_test(tc, test_render_full);
         tcase_add_test(tc, test_render_initial);
         tcase_add_test(tc, test_render_escapes);
+        tcase_add_test(tc, test_tracker);
         suite_add_tcase(s, tc);
         tc = tcase_create("writer");
         tcase_add_checked_fixture(tc, setup, teardown);
