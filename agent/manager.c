@@ -96,6 +96,12 @@ struct Manager {
 };
 
 static void manager_trigger(Manager *m);
+/* The real time, not the loop iteration's (the gate opens and k0s starts in one iteration). */
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
 static void manager_metrics_file(Manager *m, const char *path, int r);
 static void manager_metrics_k0s(Manager *m);
 static void manager_metrics_update(Manager *m, const Plan *p);
@@ -690,11 +696,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_log_transitions(m, p);
-        {
-                uint64_t now = 0;
-                (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-                metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now);
-        }
+        metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now_monotonic_usec());
 
         bool k0s_yaml_ok = true;
         bool files_ok = manager_apply_files(m, p, &k0s_yaml_ok);
@@ -1030,12 +1032,10 @@ static void manager_metrics_file(Manager *m, const char *path, int r) {
 
 static void manager_metrics_k0s(Manager *m) {
         Supervisor *s = m->supervisor;
-        uint64_t now = 0;
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         metrics_tracker_k0s(&m->metrics_tracker, supervisor_get_pid(s),
                             supervisor_get_started_usec(s), supervisor_is_adopted(s),
                             supervisor_get_state(s) == SUPERVISOR_STOPPING,
-                            supervisor_get_last_exit(s), now);
+                            supervisor_get_last_exit(s), now_monotonic_usec());
 }
 
 static void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t,
