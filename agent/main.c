@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "doctor.h"
 #include "import-unit.h"
 #include "log.h"
 #include "manager.h"
@@ -32,6 +33,8 @@ static void help(void) {
                "  status [--json]      show the running agent's state\n"
                "  import-unit [--root DIR] [UNIT_FILE]\n"
                "                       print a config that runs k0s as k0s's own unit does\n"
+               "  doctor [--json] [--check ID,...] [--root DIR]\n"
+               "                       check this node for known k0s-over-Tailscale traps\n"
                "\n"
                "Options:\n"
                "  -c, --config PATH    config file (default %s)\n"
@@ -160,6 +163,8 @@ int main(int argc, char **argv) {
                 return cmd_status(config_path, sub_argc, sub_argv);
         if (streq(cmd, "import-unit"))
                 return import_unit_main(sub_argc, sub_argv);
+        if (streq(cmd, "doctor"))
+                return doctor_cli(config_path, sub_argc, sub_argv);
         if (streq(cmd, "help")) {
                 help();
                 return 0;
