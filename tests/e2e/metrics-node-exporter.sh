@@ -14,7 +14,7 @@ done
 T=$(mktemp -d)
 NE_PID=
 cleanup() {
-    [ -n "$NE_PID" ] && kill "$NE_PID" 2>/dev/null && wait "$NE_PID" 2>/dev/null
+    if [ -n "$NE_PID" ]; then kill "$NE_PID" 2>/dev/null; wait "$NE_PID" 2>/dev/null || true; fi
     rm -rf "$T"
 }
 trap cleanup EXIT
