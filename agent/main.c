@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "doctor.h"
+#include "import-unit.h"
 #include "log.h"
 #include "manager.h"
 #include "render-cli.h"
@@ -30,6 +31,8 @@ static void help(void) {
                "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
                "                       write every file the daemon would write, below DIR\n"
                "  status [--json]      show the running agent's state\n"
+               "  import-unit [--root DIR] [UNIT_FILE]\n"
+               "                       print a config that runs k0s as k0s's own unit does\n"
                "  doctor [--json] [--check ID,...] [--root DIR]\n"
                "                       check this node for known k0s-over-Tailscale traps\n"
                "\n"
@@ -158,6 +161,8 @@ int main(int argc, char **argv) {
                 return render_cli(config_path, sub_argc, sub_argv);
         if (streq(cmd, "status"))
                 return cmd_status(config_path, sub_argc, sub_argv);
+        if (streq(cmd, "import-unit"))
+                return import_unit_main(sub_argc, sub_argv);
         if (streq(cmd, "doctor"))
                 return doctor_cli(config_path, sub_argc, sub_argv);
         if (streq(cmd, "help")) {
