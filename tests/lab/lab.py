@@ -535,6 +535,8 @@ class Lab:
                            "certs_dir": n.path("etc", "certs.d")},
             "registries": self.registries(),
             "health": {"interval": "0s"},
+            # the nodes share the host's clock, which is right: nothing to wait for
+            "clock": {"wait_sync": False},
             "timing": {"settle": self.settle, "restart_backoff": ["500ms", "4s"],
                        "stop_timeout": "3s"},
             "state_dir": n.path("run", "k0s-tsagent"),
