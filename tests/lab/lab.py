@@ -383,7 +383,9 @@ def pid_alive(pid):
 
 class Lab:
     def __init__(self, sites=2, nodes=3, registries_per_site=1, settle="2s", agent=None,
-                 fake_k0s=None, seed=None, log=None, lab_id=None):
+                 fake_k0s=None, seed=None, log=None, lab_id=None, peer_endpoints=False):
+        self.peer_endpoints = peer_endpoints
+        self.netns_dir_existed = os.path.isdir("/run/netns")
         self.id = lab_id or "%04x" % random.randrange(0x10000)
         self.dir = os.path.join(tempfile.gettempdir(), PREFIX + self.id)
         self.agent = os.path.abspath(agent or os.environ.get("AGENT", ""))
@@ -516,8 +518,13 @@ class Lab:
         # The mirror: the last site's registry first, the others as fallbacks (drill 3 cuts
         # the first one's site).
         order = sorted(self.registry_nodes(), key=lambda r: -r.site)
-        regs.append({"name": MIRROR, "endpoints": [{"url": "http://%s:%d" % (r.ipv4, REG_PORT)}
-                                                   for r in order]})
+        if self.peer_endpoints:
+            # peer: endpoints: the agent resolves the hostname from the LocalAPI's peers and
+            # orders reachable peers first
+            eps = [{"peer": r.name, "port": REG_PORT, "scheme": "http"} for r in order]
+        else:
+            eps = [{"url": "http://%s:%d" % (r.ipv4, REG_PORT)} for r in order]
+        regs.append({"name": MIRROR, "endpoints": eps})
         return regs
 
     def agent_config(self, n):
@@ -723,6 +730,11 @@ class Lab:
 
     def down(self, keep=False):
         clean(self.id, quiet=True, remove_dirs=not keep)
+        if not self.netns_dir_existed:
+            try:
+                os.rmdir("/run/netns")  # `ip netns add` made it for us; leave no trace
+            except OSError:
+                pass
 
 
 def tail(path, n=15):
@@ -743,7 +755,10 @@ def main(argv=None):
     p.add_argument("--agent")
     p.add_argument("--fake-k0s")
     p.add_argument("--seed", type=int)
+    p.add_argument("--id", help="the lab's id (names: tslab-ID-...; default random)")
     p.add_argument("--keep", action="store_true", help="keep the lab directory (logs)")
+    p.add_argument("--endpoints", choices=["url", "peer"], default="url",
+                   help="the mirror's endpoints: static url: or peer: <hostname> (default url)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="build and boot a lab, leave it running, print its id")
     d = sub.add_parser("down", help="tear down the lab with this id")
@@ -768,7 +783,7 @@ def main(argv=None):
         print("SKIP: %s" % e)
         return SKIP
     lab = Lab(o.sites, o.nodes, o.registries_per_site, o.settle, o.agent, o.fake_k0s,
-              o.seed)
+              o.seed, lab_id=o.id, peer_endpoints=o.endpoints == "peer")
     if o.cmd == "up":
         try:
             lab.up()
