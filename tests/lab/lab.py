@@ -19,7 +19,8 @@ emptied when power returns. Everything is named with the prefix "tslab-" so `lab
 what a crashed run left (namespaces, processes in them, directories).
 
 CLI: lab.py up|down DIR|clean|drill {1,2,3,4,all}|check. Needs root, wireguard-go, wg, ip,
-containerd, ctr, docker-registry, curl (HTTP/2). Env: AGENT, FAKE_K0S (or --agent/--fake-k0s)."""
+containerd, ctr, docker-registry, curl (HTTP/2). Env: LAB_AGENT or AGENT, LAB_FAKE_K0S or
+FAKE_K0S (or --agent/--fake-k0s): the built k0s-tsagent and tests/fake-k0s."""
 
 import argparse
 import glob
@@ -388,8 +389,9 @@ class Lab:
         self.netns_dir_existed = os.path.isdir("/run/netns")
         self.id = lab_id or "%04x" % random.randrange(0x10000)
         self.dir = os.path.join(tempfile.gettempdir(), PREFIX + self.id)
-        self.agent = os.path.abspath(agent or os.environ.get("AGENT", ""))
-        self.fake_k0s = os.path.abspath(fake_k0s or os.environ.get("FAKE_K0S", ""))
+        env = os.environ.get
+        self.agent = os.path.abspath(agent or env("LAB_AGENT") or env("AGENT", ""))
+        self.fake_k0s = os.path.abspath(fake_k0s or env("LAB_FAKE_K0S") or env("FAKE_K0S", ""))
         for what, p in (("AGENT", self.agent), ("FAKE_K0S", self.fake_k0s)):
             if not os.access(p, os.X_OK):
                 raise Fail("%s (%s) is not an executable" % (what, p))
@@ -767,8 +769,11 @@ def main(argv=None):
     sub.add_parser("check", help="up, HTTP between two sites over tailscale0, cut, down")
     dr = sub.add_parser("drill", help="run drills on a fresh lab, then tear it down")
     dr.add_argument("which", choices=["1", "2", "3", "4", "all"])
-    dr.add_argument("--outage", type=float, default=60.0,
-                    help="drill 2: seconds the control server is unreachable")
+    dr.add_argument("--outage", type=float,
+                    help="drill 2: seconds the control server is unreachable (default 60, "
+                    "15 with --quick)")
+    dr.add_argument("--quick", action="store_true",
+                    help="tests/run: drill 2's outage 15 s instead of 60 s")
     dr.add_argument("--cut-site", default="a", help="drill 1: the site whose power is cut")
     o = p.parse_args(argv)
     if o.cmd == "clean":
@@ -793,6 +798,8 @@ def main(argv=None):
         print(lab.id)
         return 0
     import drills
+    if o.cmd == "drill" and o.outage is None:
+        o.outage = 15.0 if o.quick else 60.0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rc = 1
     try:
