@@ -124,10 +124,13 @@ def kill_netns(ns, timeout=5.0):
     """SIGKILL every process in the namespace until none is left (a dying agent may still
     fork a k0s)."""
     end = time.monotonic() + timeout
+    seen = set()
     while True:
         pids = netns_pids(ns)
         if not pids:
+            reap(seen)
             return True
+        seen.update(pids)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -136,6 +139,31 @@ def kill_netns(ns, timeout=5.0):
         if time.monotonic() > end:
             return False
         time.sleep(0.02)
+
+
+def become_subreaper():
+    """Orphans of the lab (a wireguard-go whose tailscaled was killed, a k0s whose agent was)
+    are reparented to the lab, which reaps them: no zombie is left for PID 1 to collect."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def reap(pids, timeout=1.0):
+    """waitpid() the killed pids that are (now) our children; others are not ours to reap."""
+    left = set(pids)
+    end = time.monotonic() + timeout
+    while left and time.monotonic() < end:
+        for pid in list(left):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    left.discard(pid)
+            except ChildProcessError:
+                left.discard(pid)
+        if left:
+            time.sleep(0.01)
 
 
 def clean(lab_id=None, quiet=False, remove_dirs=True):
@@ -387,6 +415,7 @@ class Lab:
                  fake_k0s=None, seed=None, log=None, lab_id=None, peer_endpoints=False):
         self.peer_endpoints = peer_endpoints
         self.netns_dir_existed = os.path.isdir("/run/netns")
+        become_subreaper()
         self.id = lab_id or "%04x" % random.randrange(0x10000)
         self.dir = os.path.join(tempfile.gettempdir(), PREFIX + self.id)
         env = os.environ.get
@@ -732,6 +761,14 @@ class Lab:
 
     def down(self, keep=False):
         clean(self.id, quiet=True, remove_dirs=not keep)
+        # every orphan of the lab came to us (subreaper): collect them all
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    time.sleep(0.02)
+            except ChildProcessError:
+                break
         if not self.netns_dir_existed:
             try:
                 os.rmdir("/run/netns")  # `ip netns add` made it for us; leave no trace
