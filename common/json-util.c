@@ -6,6 +6,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,13 +177,22 @@ const char *json_skip_space(const char *p, const char *end) {
         return p;
 }
 
-/* The end of the string literal that starts at p ('"'), or NULL. */
+/* The end of the string literal that starts at p ('"'), or NULL. memchr() does the walking:
+ * strings are most of the bytes of a LocalAPI body. */
 static const char *skip_string(const char *p, const char *end) {
-        for (p++; p < end; p++) {
-                if (*p == '"')
-                        return p + 1;
-                if (*p == '\\')
-                        p++;
+        const char *start = p + 1;
+
+        for (p = start; p < end;) {
+                const char *q = memchr(p, '"', (size_t) (end - p));
+                size_t bs = 0;
+
+                if (!q)
+                        return NULL;
+                while (q - bs > start && q[-1 - (ptrdiff_t) bs] == '\\')
+                        bs++;
+                if (bs % 2 == 0)
+                        return q + 1;
+                p = q + 1;
         }
         return NULL;
 }
@@ -250,9 +260,8 @@ int json_iter_init(JsonIter *it, const char *p, const char *end, char kind) {
         return 0;
 }
 
-int json_iter_next(JsonIter *it, const char **key, size_t *key_len, const char **v,
-                   const char **v_end) {
-        const char *p = json_skip_space(it->p, it->end), *k, *e;
+int json_iter_next_open(JsonIter *it, const char **key, size_t *key_len, const char **v) {
+        const char *p = json_skip_space(it->p, it->end), *k;
 
         if (p >= it->end)
                 return -EINVAL;
@@ -283,17 +292,31 @@ int json_iter_next(JsonIter *it, const char **key, size_t *key_len, const char *
         }
 
         p = json_skip_space(p, it->end);
-        e = json_skip_value(p, it->end);
-        if (!e)
+        if (p >= it->end)
                 return -EINVAL;
         *v = p;
-        *v_end = e;
-        it->p = e;
+        it->p = p;
         return 1;
 }
 
-bool json_key_eq(const char *key, size_t key_len, const char *s) {
-        return strlen(s) == key_len && memcmp(key, s, key_len) == 0;
+void json_iter_resume(JsonIter *it, const char *v_end) {
+        it->p = v_end;
+}
+
+int json_iter_next(JsonIter *it, const char **key, size_t *key_len, const char **v,
+                   const char **v_end) {
+        const char *e;
+        int r;
+
+        r = json_iter_next_open(it, key, key_len, v);
+        if (r <= 0)
+                return r;
+        e = json_skip_value(*v, it->end);
+        if (!e)
+                return -EINVAL;
+        *v_end = e;
+        json_iter_resume(it, e);
+        return 1;
 }
 
 int json_span_string(const char *v, const char *v_end, size_t max_len, char **ret) {
@@ -315,7 +338,7 @@ int json_span_string(const char *v, const char *v_end, size_t max_len, char **re
 }
 
 static bool span_eq(const char *v, const char *v_end, const char *lit) {
-        return json_key_eq(v, (size_t) (v_end - v), lit);
+        return strlen(lit) == (size_t) (v_end - v) && memcmp(v, lit, strlen(lit)) == 0;
 }
 
 bool json_span_true(const char *v, const char *v_end) {

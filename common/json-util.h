@@ -62,8 +62,15 @@ int json_iter_init(JsonIter *it, const char *p, const char *end, char kind);
  * 1: got one, 0: the end, -EINVAL: malformed. */
 int json_iter_next(JsonIter *it, const char **key, size_t *key_len, const char **v,
                    const char **v_end);
-/* key (raw, from json_iter_next()) equals s. */
-bool json_key_eq(const char *key, size_t key_len, const char *s);
+/* Like json_iter_next() without looking for the end of the value (one pass less over a big
+ * value the caller walks itself): *v is its start; the caller must then call json_iter_resume()
+ * with its end. */
+int json_iter_next_open(JsonIter *it, const char **key, size_t *key_len, const char **v);
+void json_iter_resume(JsonIter *it, const char *v_end);
+/* key (raw, from json_iter_next()) equals s. Inline: with a literal s, strlen() folds. */
+static inline bool json_key_eq(const char *key, size_t key_len, const char *s) {
+        return __builtin_strlen(s) == key_len && __builtin_memcmp(key, s, key_len) == 0;
+}
 /* A string value span ("...") decoded like json_unescape(); NULL *ret when v is not a string or
  * is empty. -ENOMEM. */
 int json_span_string(const char *v, const char *v_end, size_t max_len, char **ret);

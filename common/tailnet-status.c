@@ -168,8 +168,10 @@ static int parse_peer_member(const char *k, size_t kl, const char *v, const char
         return 0;
 }
 
-/* 0 with *ret filled, 0 with *ret untouched when v is not an object, <0 on error. */
-static int parse_peer(const char *v, const char *v_end, TailnetPeer *ret, bool *ret_ok) {
+/* The object at v (within ..end) into *ret (*ret_ok), walked once; *ret_end: where it ends.
+ * Not an object: 0, *ret_ok false, *ret_end NULL. <0 on error. */
+static int parse_peer(const char *v, const char *end, TailnetPeer *ret, bool *ret_ok,
+                      const char **ret_end) {
         TailnetPeer p = {};
         const char *k, *pv, *pv_end;
         size_t kl;
@@ -177,7 +179,8 @@ static int parse_peer(const char *v, const char *v_end, TailnetPeer *ret, bool *
         int r;
 
         *ret_ok = false;
-        if (json_iter_init(&it, v, v_end, '{') < 0)
+        *ret_end = NULL;
+        if (json_iter_init(&it, v, end, '{') < 0)
                 return 0;
         while ((r = json_iter_next(&it, &k, &kl, &pv, &pv_end)) > 0) {
                 r = parse_peer_member(k, kl, pv, pv_end, &p);
@@ -191,24 +194,30 @@ static int parse_peer(const char *v, const char *v_end, TailnetPeer *ret, bool *
         drop_trailing_dots(&p.dns_name);
         *ret = p;
         *ret_ok = true;
+        *ret_end = it.p;
         return 0;
 }
 
 /* "Peer" is a map keyed by node key; the keys carry nothing we use. null (?peers=false) and
  * wrong types mean no peers; non-object values are skipped. */
-static int parse_peers(const char *v, const char *v_end, TailnetStatus *s) {
+static int parse_peers(const char *v, const char *end, TailnetStatus *s, const char **ret_end) {
         const char *k, *pv, *pv_end;
         size_t kl, allocated = 0;
         JsonIter it;
         int r;
 
-        if (s->peers || json_iter_init(&it, v, v_end, '{') < 0)
-                return 0;
-        while ((r = json_iter_next(&it, &k, &kl, &pv, &pv_end)) > 0) {
+        if (json_iter_init(&it, v, end, '{') < 0)
+                return -EINVAL;
+        while ((r = json_iter_next_open(&it, &k, &kl, &pv)) > 0) {
                 bool ok;
 
-                if (*pv != '{')
+                if (*pv != '{') {
+                        pv_end = json_skip_value(pv, end);
+                        if (!pv_end)
+                                return -EINVAL;
+                        json_iter_resume(&it, pv_end);
                         continue;
+                }
                 if (s->n_peers >= TAILNET_STATUS_MAX_PEERS)
                         return -EFBIG;
                 if (s->n_peers >= allocated) {
@@ -219,12 +228,18 @@ static int parse_peers(const char *v, const char *v_end, TailnetStatus *s) {
                         s->peers = a;
                         allocated = n;
                 }
-                r = parse_peer(pv, pv_end, &s->peers[s->n_peers], &ok);
+                r = parse_peer(pv, end, &s->peers[s->n_peers], &ok, &pv_end);
                 if (r < 0)
                         return r;
-                s->n_peers += ok;
+                if (!ok)
+                        return -EINVAL;
+                s->n_peers++;
+                json_iter_resume(&it, pv_end);
         }
-        return r;
+        if (r < 0)
+                return r;
+        *ret_end = it.p;
+        return 0;
 }
 
 static int parse_health(const char *v, const char *v_end, TailnetStatus *s) {
@@ -271,7 +286,9 @@ static int parse_self(const char *v, const char *v_end, TailnetStatus *s) {
 
         if (s->host_name || s->dns_name || s->self_online)
                 return 0;
-        r = parse_peer(v, v_end, &self, &ok);
+        const char *self_end;
+
+        r = parse_peer(v, v_end, &self, &ok, &self_end);
         if (r < 0 || !ok)
                 return r;
         s->self_online = self.online;
@@ -343,8 +360,6 @@ static int parse_member(const char *k, size_t kl, const char *v, const char *v_e
                 return r;
         } else if (json_key_eq(k, kl, "Health"))
                 return parse_health(v, v_end, s);
-        else if (json_key_eq(k, kl, "Peer"))
-                return parse_peers(v, v_end, s);
         return 0;
 }
 
@@ -363,11 +378,7 @@ int tailnet_status_parse(const char *json, size_t len, TailnetStatus **ret) {
         if (len > TAILNET_STATUS_MAX_SIZE)
                 return -EFBIG;
 
-        /* One object, whitespace after it: checked first, so nothing is decoded from a body
-         * that is cut short or unbalanced. */
-        end = json_skip_value(json, json + len);
-        if (!end || json_skip_space(end, json + len) != json + len)
-                return -EINVAL;
+        end = json + len;
         if (json_iter_init(&it, json, end, '{') < 0)
                 return -EINVAL;
 
@@ -375,13 +386,28 @@ int tailnet_status_parse(const char *json, size_t len, TailnetStatus **ret) {
         if (!s)
                 return -ENOMEM;
 
-        while ((r = json_iter_next(&it, &k, &kl, &v, &v_end)) > 0) {
-                r = parse_member(k, kl, v, v_end, s, &have_state);
-                if (r < 0)
-                        return r;
+        /* One pass: the Peer map (most of the bytes) is walked where it is, everything else is
+         * delimited and decoded key by key. */
+        while ((r = json_iter_next_open(&it, &k, &kl, &v)) > 0) {
+                if (json_key_eq(k, kl, "Peer") && *v == '{' && !s->peers) {
+                        r = parse_peers(v, end, s, &v_end);
+                        if (r < 0)
+                                return r;
+                } else {
+                        v_end = json_skip_value(v, end);
+                        if (!v_end)
+                                return -EINVAL;
+                        r = parse_member(k, kl, v, v_end, s, &have_state);
+                        if (r < 0)
+                                return r;
+                }
+                json_iter_resume(&it, v_end);
         }
         if (r < 0)
                 return r;
+        /* One object and only whitespace after it (e.g. not two documents glued together). */
+        if (json_skip_space(it.p, end) != end)
+                return -EINVAL;
         /* The one field we cannot do without: everything else is judged relative to it. */
         if (!have_state)
                 return -EINVAL;
