@@ -23,11 +23,13 @@
 #include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
+#include "clock.h"
 #include "curl-glue.h"
 #include "health.h"
 #include "k0s-version.h"
 #include "log.h"
 #include "manager.h"
+#include "metrics.h"
 #include "netwatch.h"
 #include "reconcile.h"
 #include "render-containerd.h"
@@ -55,6 +57,9 @@ struct Manager {
         Health *health; /* k0s status-socket probe timer */
         Supervisor *supervisor; /* the k0s child: child/pidfd, settle/backoff/kill timers */
         VersionProbe *version_probe; /* `k0s version` child + pipe, while it runs */
+        ClockWatch *clock; /* clock-step timerfd, timesyncd inotify, clock.timeout timer */
+        Metrics *metrics; /* textfile writer: its trailing-write timer, dir inotify; NULL = off */
+        MetricsTracker metrics_tracker; /* counters derived from what the manager observes */
 
         sd_event_source *reconcile_source; /* defer source: one reconcile per burst of events */
         sd_event_source *sigterm_source;
@@ -91,6 +96,16 @@ struct Manager {
 };
 
 static void manager_trigger(Manager *m);
+/* The real time, not the loop iteration's (the gate opens and k0s starts in one iteration). */
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+static void manager_metrics_file(Manager *m, const char *path, int r);
+static void manager_metrics_k0s(Manager *m);
+static void manager_metrics_update(Manager *m, const Plan *p);
+static void manager_reload_metrics(Manager *m, const AgentConfig *old);
 
 static void file_record_clear(FileRecord *f) {
         free(f->path);
@@ -229,6 +244,7 @@ static int write_planned_file(Manager *m, const PlanFile *pf) {
                 return log_oom();
 
         int r = atomic_file_write(pf->path, pf->contents, strlen(pf->contents), pf->mode);
+        manager_metrics_file(m, pf->path, r);
         free(rec->error);
         rec->error = NULL;
         if (r < 0) {
@@ -470,6 +486,7 @@ static void manager_write_status(Manager *m, const Plan *p, const char *status) 
         cJSON_AddStringToObject(root, "gate", p && p->gate_open ? "open" : "closed");
         json_add_str(root, "waiting_for", p ? p->waiting_for : "startup");
         json_add_str(root, "address", p ? p->address : NULL);
+        json_add_str(root, "clock", clock_fact_to_string(clock_watch_get_fact(m->clock)));
 
         cJSON *i = cJSON_AddObjectToObject(root, "interface");
         if (i) {
@@ -556,6 +573,7 @@ static void manager_write_status(Manager *m, const Plan *p, const char *status) 
         if (streq_ptr(text, m->status_json))
                 return;
         int r = status_write(c->state_dir, root);
+        metrics_tracker_file(&m->metrics_tracker, METRICS_FILE_STATUS, r < 0 ? r : 1);
         if (r < 0) {
                 log_warning_errno(r, "Failed to write %s/%s, ignoring: %m", c->state_dir,
                                   STATUS_FILE_NAME);
@@ -662,6 +680,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                 .tailnet_error = m->tailnet ? tailnet_get_error(m->tailnet) : NULL,
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
                 .base_config = { .content = base, .len = base_len, .error = base ? 0 : -ENOENT },
+                .clock = clock_watch_get_fact(m->clock),
         };
 
         r = reconcile(c, &f, &p);
@@ -677,6 +696,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_log_transitions(m, p);
+        metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now_monotonic_usec());
 
         bool k0s_yaml_ok = true;
         bool files_ok = manager_apply_files(m, p, &k0s_yaml_ok);
@@ -707,6 +727,8 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_update_status(m, p);
+        manager_metrics_k0s(m);
+        manager_metrics_update(m, p);
         plan_free(m->plan);
         m->plan = TAKE_PTR(p);
         return 0;
@@ -741,6 +763,9 @@ static void on_health(Health *h, void *userdata) {
 
 static void on_supervisor(Supervisor *s, void *userdata) {
         Manager *m = userdata;
+
+        manager_metrics_k0s(m);
+        manager_metrics_update(m, m->plan);
 
         if (m->stopping && supervisor_get_pid(s) == 0) {
                 log_info("k0s is stopped; exiting.");
@@ -910,6 +935,7 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
 
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
+        manager_reload_metrics(m, old);
 
         SupervisorTiming t = {
                 .settle_usec = c->settle_usec,
@@ -976,6 +1002,102 @@ static int on_watchdog_kick(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
+
+/* ---- clock wait and metrics textfile (features) ------------------------------------------ */
+
+static void on_clock(ClockWatch *c, void *userdata) {
+        manager_trigger(userdata);
+}
+
+static int manager_start_clock_and_metrics(Manager *m) {
+        const AgentConfig *c = m->config;
+        int r;
+
+        metrics_tracker_init(&m->metrics_tracker);
+        r = clock_watch_new(c, on_clock, m, &m->clock);
+        if (r >= 0)
+                r = clock_watch_attach(m->clock, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the clock: %m");
+        r = metrics_new(c->metrics_textfile, &m->metrics);
+        if (r >= 0)
+                r = metrics_attach(m->metrics, m->event);
+        if (r < 0)
+                log_warning_errno(r, "Metrics textfile %s disabled: %m", c->metrics_textfile);
+        return 0;
+}
+
+/* metrics.textfile changed on reload: a new writer; the counters carry on. */
+static void manager_reload_metrics(Manager *m, const AgentConfig *old) {
+        const char *path = m->config->metrics_textfile;
+        if (old == m->config || streq_ptr(old->metrics_textfile, path))
+                return;
+        m->metrics = metrics_free(m->metrics);
+        int r = metrics_new(path, &m->metrics);
+        if (r >= 0)
+                r = metrics_attach(m->metrics, m->event);
+        if (r < 0)
+                log_warning_errno(r, "Metrics textfile %s disabled: %m", path);
+        manager_metrics_update(m, m->plan);
+}
+
+static void manager_metrics_file(Manager *m, const char *path, int r) {
+        const AgentConfig *c = m->config;
+        MetricsFileKind k = streq(path, c->containerd_dropin) ? METRICS_FILE_DROPIN
+                : streq(path, c->k0s_config)                  ? METRICS_FILE_K0S_CONFIG
+                                                              : METRICS_FILE_HOSTS;
+        metrics_tracker_file(&m->metrics_tracker, k, r);
+}
+
+static void manager_metrics_k0s(Manager *m) {
+        Supervisor *s = m->supervisor;
+        metrics_tracker_k0s(&m->metrics_tracker, supervisor_get_pid(s),
+                            supervisor_get_started_usec(s), supervisor_is_adopted(s),
+                            supervisor_get_state(s) == SUPERVISOR_STOPPING,
+                            supervisor_get_last_exit(s), now_monotonic_usec());
+}
+
+static void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t,
+                                    MetricsSnapshot *s) {
+        uint64_t now = now_realtime_usec();
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
+                        const TailnetPeer *peer =
+                                e->peer && t ? tailnet_status_find_peer(t, e->peer) : NULL;
+                        MetricsReachability r = !e->peer               ? METRICS_REACH_URL
+                                : !peer                                ? METRICS_REACH_UNKNOWN
+                                : tailnet_peer_is_reachable(peer, now) ? METRICS_REACH_REACHABLE
+                                                                       : METRICS_REACH_UNREACHABLE;
+                        s->registry_endpoints[r]++;
+                }
+}
+
+/* The gauges from the current state, the counters from the tracker; written if anything
+ * changed (metrics.c rate-limits). */
+static void manager_metrics_update(Manager *m, const Plan *p) {
+        if (!m->metrics)
+                return;
+        const NetState *n = netwatch_get_state(m->netwatch);
+        const TailnetStatus *t = m->tailnet ? tailnet_get_status(m->tailnet) : NULL;
+        MetricsSnapshot s = m->metrics_tracker.snap;
+
+        if (m->have_version)
+                snprintf(s.k0s_version, sizeof(s.k0s_version), "%s", m->k0s_version.text);
+        s.gate_open = p && p->gate_open;
+        s.interface_present = n && n->present;
+        s.interface_up = n && n->up;
+        s.backend_state = t ? t->backend_state : _BACKEND_STATE_INVALID;
+        s.self_online = t && t->self_online;
+        s.localapi_reconnects = m->tailnet ? tailnet_get_reconnects(m->tailnet) : 0;
+        metrics_count_endpoints(m->config, t, &s);
+        s.clock = clock_watch_get_fact(m->clock);
+        s.clock_synced = clock_watch_is_synced(m->clock);
+        s.clock_steps = clock_watch_get_jumps(m->clock);
+        int r = metrics_update(m->metrics, &s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the metrics, ignoring: %m");
+}
 
 int manager_new(const char *config_path, AgentConfig *config, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = calloc(1, sizeof(Manager));
@@ -1081,6 +1203,10 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to create state_dir '%s': %m", c->state_dir);
 
+        r = manager_start_clock_and_metrics(m);
+        if (r < 0)
+                return r;
+
         r = supervisor_adopt(m->supervisor, c->k0s_binary);
         if (r < 0)
                 log_warning_errno(r, "Failed to look for a running k0s, ignoring: %m");
@@ -1104,6 +1230,9 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        metrics_flush(m->metrics);
+        m->metrics = metrics_free(m->metrics);
+        m->clock = clock_watch_free(m->clock);
         m->version_probe = version_probe_free(m->version_probe);
         m->health = health_free(m->health);
         m->tailnet = tailnet_free(m->tailnet);

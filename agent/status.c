@@ -131,6 +131,8 @@ int status_show(const char *state_dir, bool json, FILE *out) {
         fprintf(out, "%-12s %s%s%s\n", "Gate:", jstr(root, "gate") ?: "-",
                 jstr(root, "waiting_for") ? ", waiting for " : "", jstr(root, "waiting_for") ?: "");
         fprintf(out, "%-12s %s\n", "Address:", jstr(root, "address") ?: "-");
+        if (jstr(root, "clock"))
+                fprintf(out, "%-12s %s\n", "Clock:", jstr(root, "clock"));
         fprintf(out, "%-12s %s present=%s up=%s ifindex=%.0f\n",
                 "Interface:", jstr(iface, "name") ?: "-", jbool(iface, "present"),
                 jbool(iface, "up"), jnum(iface, "ifindex", 0));
