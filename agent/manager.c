@@ -886,6 +886,24 @@ static int on_shutdown_signal(sd_event_source *s, const struct signalfd_siginfo 
         return 0;
 }
 
+/* (tailnet helper) Peers are asked of tailscaled only when some endpoint names one: a peer:
+ * endpoint, or (until the config parses those) a url: whose host is a tailnet IPv4. */
+static bool config_needs_peers(const AgentConfig *c) {
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
+                        const char *h = e->url ? strstr(e->url, "://") : NULL;
+                        char host[64];
+
+                        if (e->peer)
+                                return true;
+                        if (h && sscanf(h + 3, "%63[0-9.]", host) == 1 &&
+                            address_is_tailnet_ipv4(host))
+                                return true;
+                }
+        return false;
+}
+
 static void manager_apply_config(Manager *m, const AgentConfig *old) {
         const AgentConfig *c = m->config;
         int r;
@@ -912,6 +930,7 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                 for (size_t i = 0; i < c->n_registries; i++)
                         multi = multi || c->registries[i].n_endpoints > 1;
                 tailnet_set_refresh(m->tailnet, multi ? c->peer_refresh_usec : 0);
+                tailnet_set_need_peers(m->tailnet, config_needs_peers(c));
         }
 
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
