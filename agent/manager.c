@@ -888,19 +888,13 @@ static int on_shutdown_signal(sd_event_source *s, const struct signalfd_siginfo 
 
 /* (tailnet helper) Peers are asked of tailscaled only when some endpoint names one: a peer:
  * endpoint, or (until the config parses those) a url: whose host is a tailnet IPv4. */
+/* Peers are asked for only when some registry names a peer: endpoint (issue 11): on a big
+ * tailnet every peer change otherwise costs a full /status. */
 static bool config_needs_peers(const AgentConfig *c) {
         for (size_t i = 0; i < c->n_registries; i++)
-                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
-                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
-                        const char *h = e->url ? strstr(e->url, "://") : NULL;
-                        char host[64];
-
-                        if (e->peer)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++)
+                        if (c->registries[i].endpoints[j].peer)
                                 return true;
-                        if (h && sscanf(h + 3, "%63[0-9.]", host) == 1 &&
-                            address_is_tailnet_ipv4(host))
-                                return true;
-                }
         return false;
 }
 

@@ -363,8 +363,6 @@ static int parse_member(const char *k, size_t kl, const char *v, const char *v_e
         return 0;
 }
 
-static int tailnet_status_build_index(TailnetStatus *s);
-
 int tailnet_status_parse(const char *json, size_t len, TailnetStatus **ret) {
         _cleanup_(tailnet_status_freep) TailnetStatus *s = NULL;
         const char *end, *k, *v, *v_end;
@@ -515,9 +513,11 @@ static bool peer_key(const TailnetStatus *s, const TailnetPeer *p, PeerKeyKind k
         return false;
 }
 
-static int tailnet_status_build_index(TailnetStatus *s) {
+int tailnet_status_build_index(TailnetStatus *s) {
         size_t size = 16;
 
+        s->index = mfree(s->index);
+        s->n_index = 0;
         if (s->n_peers == 0)
                 return 0;
         /* At most 4 keys per peer, load factor <= 1/2. */

@@ -75,6 +75,10 @@ TailnetStatus *tailnet_status_free(TailnetStatus *s);
  * of precedence when names collide: the MagicDNS name (DNSName without its trailing dot), the
  * MagicDNS name without the tailnet's suffix, the short name before its first dot, HostName.
  * O(1): a hash table built by tailnet_status_parse(). */
+/* (Re)build the name table tailnet_status_find_peer() uses; tailnet_status_parse() calls it, a
+ * caller that fills peers by hand (tests) calls it after. -ENOMEM. */
+int tailnet_status_build_index(TailnetStatus *s);
+
 const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *name);
 
 /* Whether traffic to this peer can be expected to get through now (the rule is documented in
