@@ -21,7 +21,7 @@ def start(env, timeout):
     os.makedirs(env.path("timesync"))
     env.start_notify()
     env.start_fake(state="Running")
-    conf = env.config(clock={"timeout": timeout})
+    conf = env.config(clock={"wait_sync": "auto", "timeout": timeout})
     agent_env = {"K0S_TSAGENT_TEST_CLOCK_SOURCE": "unsynchronized",
                  "K0S_TSAGENT_TEST_CLOCK_RTC": env.path("no-rtc0"),
                  "K0S_TSAGENT_TEST_CLOCK_TIMESYNC_DIR": env.path("timesync")}
