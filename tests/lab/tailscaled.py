@@ -12,9 +12,9 @@ It does what tailscaled does that the agent can see, with a real data path:
   - serves GET /localapi/v0/status (?peers=false honoured) and /localapi/v0/watch-ipn-bus
     (chunked NDJSON, integer State, masks 2 / 4096 / 16384) as tailscale.md §2-§3 describe;
   - derives every Peer from `wg show tailscale0 dump`, sampled every 0.5 s: LastHandshake,
-    RxBytes/TxBytes, CurAddr (the endpoint while the peer's bytes keep arriving), Active (bytes
-    within 2 min), InEngine (a handshake happened), and Online (what control would say: the
-    peer's keepalives arrived within the last 3 s);
+    RxBytes/TxBytes, CurAddr (the endpoint while the peer's bytes keep arriving), Active (we
+    sent to it within 45 s, magicsock's sessionActiveTimeout), InEngine (a handshake
+    happened), and Online (what control would say: its keepalives arrived within 3 s);
   - "control server unreachable" (control socket {"cmd":"control","reachable":false}):
     BackendState stays Running, Self.Online is false, the peers' Online is frozen at what it
     was when control went away (stale), while the data path keeps working.
@@ -54,7 +54,7 @@ USER_ID = 4567890123456789
 IFNAME = "tailscale0"
 ULA = "fd7a:115c:a1e0::/48"
 ONLINE_WINDOW = 3.0     # keepalives every 1 s: 3 s without bytes = the peer is gone
-ACTIVE_WINDOW = 120.0   # tailscale's Active: traffic within about 2 min
+ACTIVE_WINDOW = 45.0    # tailscale's Active: we sent to it within sessionActiveTimeout (45 s)
 NOTIFY_INITIAL_STATE = 2
 NOTIFY_PEER_CHANGES = 4096
 NOTIFY_INITIAL_STATUS = 16384
@@ -106,6 +106,7 @@ class Peer:
         self.rx = self.tx = 0
         self.handshake = 0
         self.rx_changed = 0.0          # wall-clock time the rx counter last moved
+        self.tx_changed = 0.0          # ... and the tx counter
         self.online = False            # what control says (frozen while control is away)
         self.node_key = node_key(self.key)
 
@@ -202,6 +203,8 @@ class Tailscaled:
                 rx, tx = int(f[5]), int(f[6])
                 if rx != p.rx:
                     p.rx_changed = now
+                if int(f[6]) != p.tx:
+                    p.tx_changed = now
                 p.rx, p.tx, p.handshake = rx, tx, int(f[4])
                 if f[2] != "(none)":
                     p.endpoint = f[2]
@@ -247,7 +250,7 @@ class Tailscaled:
             "RxBytes": p.rx, "TxBytes": p.tx, "Created": "2026-03-01T09:00:00Z",
             "LastWrite": rfc3339(p.rx_changed), "LastSeen": rfc3339(p.rx_changed),
             "LastHandshake": rfc3339(p.handshake), "Online": p.online, "ExitNode": False,
-            "ExitNodeOption": False, "Active": now - p.rx_changed < ACTIVE_WINDOW,
+            "ExitNodeOption": False, "Active": now - p.tx_changed < ACTIVE_WINDOW,
             "PeerAPIURL": ["http://%s:48231" % p.ipv4], "TaildropTarget": 4,
             "NoFileSharingReason": "", "InNetworkMap": True, "InMagicSock": True,
             "InEngine": p.handshake > 0,
