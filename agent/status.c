@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * status.json: written by the daemon through atomic-file, read back by `k0s-tsagent status`.
- * Owns the file format and the human table; knows nothing of the event loop.
+ * status.json: built from the modules' getters and written by the daemon through atomic-file,
+ * read back by `k0s-tsagent status`. Owns the file format and the human table; knows nothing of
+ * the event loop and decides nothing.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "atomic-file.h"
 #include "status.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+/* Longest text of one status.json field: paths and error messages fit, a hostile blob does not. */
+#define STATUS_TEXT_MAX 4096
 
 const char *format_timestamp(char buf[static 32], uint64_t realtime_usec) {
         time_t t = (time_t) (realtime_usec / USEC_PER_SEC);
@@ -21,6 +24,173 @@ const char *format_timestamp(char buf[static 32], uint64_t realtime_usec) {
         if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
                 snprintf(buf, 32, "?");
         return buf;
+}
+
+/* Every adder below records a failed allocation in *ok instead of returning, so a builder reads
+ * as a list of fields and still checks every cJSON result. Strings are sanitized: they may come
+ * from the LocalAPI, from k0s or from files. */
+static void put_str(cJSON *o, const char *k, const char *v, bool *ok) {
+        if (!o)
+                return (void) (*ok = false);
+        if (!v) {
+                if (!cJSON_AddNullToObject(o, k))
+                        *ok = false;
+                return;
+        }
+        _cleanup_free_ char *clean = str_sanitize(v, STATUS_TEXT_MAX);
+        if (!clean || !cJSON_AddStringToObject(o, k, clean))
+                *ok = false;
+}
+
+static void put_num(cJSON *o, const char *k, double v, bool *ok) {
+        if (!o || !cJSON_AddNumberToObject(o, k, v))
+                *ok = false;
+}
+
+static void put_bool(cJSON *o, const char *k, bool v, bool *ok) {
+        if (!o || !cJSON_AddBoolToObject(o, k, v))
+                *ok = false;
+}
+
+static void push_str(cJSON *a, const char *v, bool *ok) {
+        _cleanup_free_ char *clean = str_sanitize(v, STATUS_TEXT_MAX);
+        cJSON *i = clean ? cJSON_CreateString(clean) : NULL;
+        if (!a || !i || !cJSON_AddItemToArray(a, i)) {
+                cJSON_Delete(i);
+                *ok = false;
+        }
+}
+
+static cJSON *put_obj(cJSON *o, const char *k, bool *ok) {
+        cJSON *c = o ? cJSON_AddObjectToObject(o, k) : NULL;
+        if (!c)
+                *ok = false;
+        return c;
+}
+
+static cJSON *put_arr(cJSON *o, const char *k, bool *ok) {
+        cJSON *c = o ? cJSON_AddArrayToObject(o, k) : NULL;
+        if (!c)
+                *ok = false;
+        return c;
+}
+
+static void build_interface(cJSON *root, const StatusSources *src, bool *ok) {
+        const NetState *n = netwatch_get_state(src->netwatch);
+        cJSON *i = put_obj(root, "interface", ok);
+
+        put_str(i, "name", src->config->interface, ok);
+        put_bool(i, "present", n && n->present, ok);
+        put_bool(i, "up", n && n->up, ok);
+        put_num(i, "ifindex", n ? n->ifindex : 0, ok);
+        put_num(i, "mtu", n ? n->mtu : 0, ok);
+        cJSON *a4 = put_arr(i, "ipv4", ok);
+        for (size_t j = 0; n && j < n->n_ipv4; j++)
+                push_str(a4, n->ipv4[j], ok);
+        cJSON *a6 = put_arr(i, "ipv6", ok);
+        for (size_t j = 0; n && j < n->n_ipv6; j++)
+                push_str(a6, n->ipv6[j], ok);
+        put_num(i, "recreated", n ? (double) n->n_recreated : 0, ok);
+        put_num(i, "resyncs", (double) netwatch_get_resyncs(src->netwatch), ok);
+}
+
+static void build_tailnet(cJSON *root, const StatusSources *src, bool *ok) {
+        const TailnetStatus *t = src->tailnet ? tailnet_get_status(src->tailnet) : NULL;
+        cJSON *tn = put_obj(root, "tailnet", ok);
+
+        put_bool(tn, "required", src->config->require_running, ok);
+        put_bool(tn, "connected", src->tailnet && tailnet_is_connected(src->tailnet), ok);
+        put_str(tn, "backend_state", t ? backend_state_to_string(t->backend_state) : NULL, ok);
+        put_bool(tn, "online", t && t->self_online, ok);
+        put_str(tn, "ipv4", t ? t->ipv4 : NULL, ok);
+        put_str(tn, "ipv6", t ? t->ipv6 : NULL, ok);
+        put_str(tn, "dns_name", t ? t->dns_name : NULL, ok);
+        put_str(tn, "version", t ? t->version : NULL, ok);
+        put_str(tn, "error", src->tailnet ? tailnet_get_error(src->tailnet) : NULL, ok);
+        put_num(tn, "reconnects", src->tailnet ? (double) tailnet_get_reconnects(src->tailnet) : 0,
+                ok);
+}
+
+static void build_health(cJSON *k, const StatusSources *src, bool *ok) {
+        const K0sStatus *ks = src->health ? health_get_status(src->health) : NULL;
+        const char *he = src->health ? health_get_error(src->health) : NULL;
+        cJSON *h = put_obj(k, "health", ok);
+
+        if (ks || he)
+                put_bool(h, "ok", ks != NULL, ok);
+        else
+                put_str(h, "ok", NULL, ok);
+        put_str(h, "error", he, ok);
+        put_str(h, "role", ks ? ks->role : NULL, ok);
+        put_str(h, "k0s_version", ks ? ks->version : NULL, ok);
+}
+
+static void build_k0s(cJSON *root, const StatusSources *src, bool *ok) {
+        const Supervisor *s = src->supervisor;
+        const Plan *p = src->plan;
+        uint64_t started = supervisor_get_started_usec(s);
+        cJSON *k = put_obj(root, "k0s", ok);
+        char ts[32];
+
+        put_str(k, "state", supervisor_state_to_string(supervisor_get_state(s)) ?: "?", ok);
+        put_num(k, "pid", supervisor_get_pid(s), ok);
+        put_bool(k, "adopted", supervisor_is_adopted(s), ok);
+        put_str(k, "started", started ? format_timestamp(ts, started) : NULL, ok);
+        put_num(k, "uptime_sec", 0, ok);
+        put_num(k, "restarts", supervisor_get_restarts(s), ok);
+        put_str(k, "last_exit", supervisor_get_last_exit(s), ok);
+        put_str(k, "version", src->k0s_version ? src->k0s_version->text : NULL, ok);
+        put_str(k, "inputs_hash", supervisor_get_hash(s), ok);
+        cJSON *argv = put_arr(k, "argv", ok);
+        for (char **a = p && p->gate_open ? p->spec.argv : NULL; a && *a; a++)
+                push_str(argv, *a, ok);
+        put_str(k, "base_config_error", src->base_config_error, ok);
+        build_health(k, src, ok);
+}
+
+static void build_files(cJSON *root, const StatusSources *src, bool *ok) {
+        cJSON *fa = put_arr(root, "files", ok);
+        char ts[32];
+
+        for (size_t j = 0; j < files_get_count(src->files); j++) {
+                const FileRecord *r = files_get(src->files, j);
+                cJSON *f = cJSON_CreateObject();
+                if (!f || !fa || !cJSON_AddItemToArray(fa, f)) {
+                        cJSON_Delete(f);
+                        *ok = false;
+                        return;
+                }
+                put_str(f, "path", r->path, ok);
+                put_str(f, "written",
+                        r->written_usec ? format_timestamp(ts, r->written_usec) : NULL, ok);
+                put_str(f, "error", r->error, ok);
+        }
+}
+
+cJSON *status_build(const StatusSources *src) {
+        const AgentConfig *c = src->config;
+        const Plan *p = src->plan;
+        bool ok = true;
+
+        _cleanup_(cJSON_Deletep) cJSON *root = cJSON_CreateObject();
+        if (!root)
+                return NULL;
+        put_str(root, "agent_version", PACKAGE_VERSION, &ok);
+        put_num(root, "agent_pid", getpid(), &ok);
+        put_str(root, "status", src->status, &ok);
+        put_str(root, "role", k0s_role_to_string(c->role) ?: "?", &ok);
+        put_str(root, "gate", p && p->gate_open ? "open" : "closed", &ok);
+        put_str(root, "waiting_for", p ? p->waiting_for : "startup", &ok);
+        put_str(root, "address", p ? p->address : NULL, &ok);
+        build_interface(root, src, &ok);
+        build_tailnet(root, src, &ok);
+        build_k0s(root, src, &ok);
+        build_files(root, src, &ok);
+        cJSON *w = put_arr(root, "warnings", &ok);
+        for (char **x = p ? p->warnings : NULL; x && *x; x++)
+                push_str(w, *x, &ok);
+        put_str(root, "last_error", src->last_error, &ok);
+        return ok ? TAKE_PTR(root) : NULL;
 }
 
 int status_write(const char *state_dir, const cJSON *root) {

@@ -11,9 +11,38 @@
 #include <stdio.h>
 #include <cjson/cJSON.h>
 
+#include "config.h"
+#include "files.h"
+#include "health.h"
+#include "k0s-version.h"
 #include "macro.h"
+#include "netwatch.h"
+#include "reconcile.h"
+#include "supervisor.h"
+#include "tailnet.h"
 
 #define STATUS_FILE_NAME "status.json"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+
+/* What status.json is built from: the modules are only read (getters), never driven. */
+typedef struct StatusSources {
+        const AgentConfig *config;
+        const Plan *plan; /* NULL before the first reconcile pass */
+        const char *status; /* the STATUS= line */
+        const Netwatch *netwatch;
+        const Tailnet *tailnet; /* NULL when the LocalAPI is not required */
+        const Supervisor *supervisor;
+        const Health *health;
+        const Files *files;
+        const K0sVersion *k0s_version; /* of the binary on disk, NULL while unknown */
+        const char *last_error;
+        const char *base_config_error; /* why the base k0s.yaml cannot be used, or NULL */
+} StatusSources;
+
+/* The status.json document. Every text that came from outside is passed through
+ * str_sanitize(). NULL on OOM (every cJSON result is checked). */
+cJSON *status_build(const StatusSources *src);
 
 /* Write root as state_dir/status.json; 0 unchanged, 1 written, -errno. */
 int status_write(const char *state_dir, const cJSON *root);

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one-shot commands: each is a parse_argv() into a plain struct and a run(). `run` (the
+ * daemon) is main.c's; `render` lives in render-cli.c. Exit codes: 0 ok, 1 runtime error
+ * (check-config: invalid file), 2 usage error.
+ */
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "cli.h"
+#include "render-cli.h"
+#include "status.h"
+
+int cli_usage_error(const char *what, const char *arg) {
+        fprintf(stderr, "k0s-tsagent: %s '%s'\nTry 'k0s-tsagent --help'.\n", what, arg);
+        return 2;
+}
+
+int cli_load_config(const char *path, AgentConfig **ret) {
+        _cleanup_free_ char *error = NULL;
+        int r = config_load(path, ret, &error);
+        if (r < 0)
+                fprintf(stderr, "%s\n", error ?: strerror(-r));
+        return r;
+}
+
+void cli_help(void) {
+        printf("Usage: k0s-tsagent [--config PATH] [COMMAND] [OPTIONS]\n"
+               "\n"
+               "Runs k0s on a Tailscale network: waits for the tailnet, renders containerd's\n"
+               "registry files and k0s.yaml, starts and supervises k0s pinned to the tailnet IP.\n"
+               "\n"
+               "Commands:\n"
+               "  run                  run the daemon (default)\n"
+               "  check-config         validate the config file; exit 1 if invalid\n"
+               "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
+               "                       write every file the daemon would write, below DIR\n"
+               "  status [--json]      show the running agent's state\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config PATH    config file (default %s)\n"
+               "  -h, --help           show this help\n"
+               "      --version        show the version\n",
+               CONFIG_PATH_DEFAULT);
+}
+
+/* ---- check-config ----------------------------------------------------------------------- */
+
+static int check_config_run(const char *config_path) {
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+        if (cli_load_config(config_path, &c) < 0)
+                return 1;
+        printf("%s: OK (role %s, interface %s, %zu registr%s)\n", config_path,
+               k0s_role_to_string(c->role), c->interface, c->n_registries,
+               c->n_registries == 1 ? "y" : "ies");
+        return 0;
+}
+
+/* ---- status ----------------------------------------------------------------------------- */
+
+typedef struct StatusArgs {
+        bool json;
+} StatusArgs;
+
+static int status_parse_argv(int argc, char **argv, StatusArgs *ret) {
+        *ret = (StatusArgs){};
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--json"))
+                        ret->json = true;
+                else
+                        return cli_usage_error("status: unknown option", argv[i]);
+        }
+        return 0;
+}
+
+static int status_run(const char *config_path, const StatusArgs *a) {
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+        if (cli_load_config(config_path, &c) < 0)
+                return 1;
+        int r = status_show(c->state_dir, a->json, stdout);
+        if (r == -ENOENT) {
+                fprintf(stderr, "k0s-tsagent: no %s/%s: is the agent running?\n", c->state_dir,
+                        STATUS_FILE_NAME);
+                return 1;
+        }
+        if (r < 0) {
+                fprintf(stderr, "k0s-tsagent: cannot read %s/%s: %s\n", c->state_dir,
+                        STATUS_FILE_NAME, strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+
+/* ---- dispatch --------------------------------------------------------------------------- */
+
+int cli_run(const char *config_path, int argc, char **argv) {
+        const char *cmd = argv[0];
+
+        if (streq(cmd, "check-config")) {
+                if (argc > 1)
+                        return cli_usage_error("check-config: unexpected argument", argv[1]);
+                return check_config_run(config_path);
+        }
+        if (streq(cmd, "render"))
+                return render_cli(config_path, argc, argv);
+        if (streq(cmd, "status")) {
+                StatusArgs a = {};
+                int r = status_parse_argv(argc, argv, &a);
+                return r != 0 ? r : status_run(config_path, &a);
+        }
+        if (streq(cmd, "help")) {
+                cli_help();
+                return 0;
+        }
+        return cli_usage_error("unknown command", cmd);
+}
