@@ -5,13 +5,18 @@
  * (check-config: invalid file), 2 usage error.
  */
 
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
+#include "atomic-file.h"
 #include "cli.h"
+#include "facts.h"
+#include "persist.h"
 #include "render-cli.h"
 #include "status.h"
 
@@ -40,6 +45,9 @@ void cli_help(void) {
                "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
                "                       write every file the daemon would write, below DIR\n"
                "  status [--json]      show the running agent's state\n"
+               "  accept-address [ADDR]\n"
+               "                       accept a controller's new tailnet IPv4 (default: the\n"
+               "                       current one) after its etcd member was moved\n"
                "\n"
                "Options:\n"
                "  -c, --config PATH    config file (default %s)\n"
@@ -95,6 +103,76 @@ static int status_run(const char *config_path, const StatusArgs *a) {
         return 0;
 }
 
+/* ---- accept-address -------------------------------------------------------------------- */
+
+typedef struct AcceptArgs {
+        const char *address; /* NULL: the node's current tailnet IPv4 from status.json */
+} AcceptArgs;
+
+static int accept_parse_argv(int argc, char **argv, AcceptArgs *ret) {
+        *ret = (AcceptArgs){};
+        if (argc > 2)
+                return cli_usage_error("accept-address: unexpected argument", argv[2]);
+        if (argc == 2 && !address_is_tailnet_ipv4(argv[1]))
+                return cli_usage_error("accept-address: not a tailnet IPv4 (100.64.0.0/10):",
+                                       argv[1]);
+        ret->address = argc == 2 ? argv[1] : NULL;
+        return 0;
+}
+
+/* pid is a running k0s-tsagent (status.json may be stale: never signal a foreign process). */
+static bool pid_is_agent(pid_t pid) {
+        _cleanup_free_ char *path = strdup_printf("/proc/%d/comm", (int) pid);
+        _cleanup_free_ char *comm = NULL;
+        if (pid <= 0 || !path || read_file_full(path, 64, &comm, NULL) < 0)
+                return false;
+        comm[strcspn(comm, "\n")] = 0;
+        return streq(comm, "k0s-tsagent");
+}
+
+static int accept_run(const char *config_path, const AcceptArgs *a) {
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+        _cleanup_free_ char *current = NULL;
+        pid_t pid = 0;
+
+        if (cli_load_config(config_path, &c) < 0)
+                return 1;
+        int r = status_read_agent(c->state_dir, &pid, &current);
+        if (r < 0 && !a->address) {
+                fprintf(stderr, "k0s-tsagent: cannot read %s/%s (%s): name the address\n",
+                        c->state_dir, STATUS_FILE_NAME, strerror(-r));
+                return 1;
+        }
+        const char *address = a->address ?: current;
+        if (!address || !address_is_tailnet_ipv4(address)) {
+                fprintf(stderr,
+                        "k0s-tsagent: the node has no tailnet IPv4 yet: name the "
+                        "address\n");
+                return 1;
+        }
+        r = persist_write_last_address(c->persist_dir, address);
+        if (r < 0) {
+                fprintf(stderr, "k0s-tsagent: cannot write %s/%s: %s\n", c->persist_dir,
+                        PERSIST_LAST_ADDRESS, strerror(-r));
+                return 1;
+        }
+        printf("Accepted %s as this controller's address (%s/%s).\n", address, c->persist_dir,
+               PERSIST_LAST_ADDRESS);
+        if (!pid_is_agent(pid)) {
+                printf("No running agent found; it reads the address when it starts.\n");
+                return 0;
+        }
+        if (kill(pid, SIGHUP) < 0) {
+                fprintf(stderr,
+                        "k0s-tsagent: cannot signal the agent (pid %d): %s; run "
+                        "`systemctl reload k0s-tsagent`\n",
+                        (int) pid, strerror(errno));
+                return 1;
+        }
+        printf("Asked the agent (pid %d) to reconcile.\n", (int) pid);
+        return 0;
+}
+
 /* ---- dispatch --------------------------------------------------------------------------- */
 
 int cli_run(const char *config_path, int argc, char **argv) {
@@ -111,6 +189,11 @@ int cli_run(const char *config_path, int argc, char **argv) {
                 StatusArgs a = {};
                 int r = status_parse_argv(argc, argv, &a);
                 return r != 0 ? r : status_run(config_path, &a);
+        }
+        if (streq(cmd, "accept-address")) {
+                AcceptArgs a = {};
+                int r = accept_parse_argv(argc, argv, &a);
+                return r != 0 ? r : accept_run(config_path, &a);
         }
         if (streq(cmd, "help")) {
                 cli_help();

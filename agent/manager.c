@@ -33,6 +33,7 @@
 #include "render-containerd.h"
 #include "render-k0s.h"
 #include "status.h"
+#include "persist.h"
 #include "supervisor.h"
 #include "tailnet.h"
 #include "unit-job.h"
@@ -77,6 +78,11 @@ struct Manager {
         char *address;
         char **warnings_logged;
         char **errors_logged;
+        char *last_address; /* persist_dir/last-address: the address a controller's k0s last
+                             * ran with, NULL when none is recorded */
+        K0sVersion running_version; /* of the k0s that runs now, when have_running_version */
+        bool have_running_version;
+        char *running_hash; /* inputs hash the running version was noted for */
         char *base_config_error; /* "PATH: reason" while the base k0s.yaml cannot be read */
         char *last_status;
         char *last_error;
@@ -101,6 +107,12 @@ static void manager_set_last_error(Manager *m, const char *fmt, ...) {
                 free(m->last_error);
                 m->last_error = s;
         }
+}
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 /* ---- retries ---------------------------------------------------------------------------- */
@@ -191,6 +203,15 @@ static const char *role_word(K0sRole r) {
         return k0s_role_to_string(r) ?: "?";
 }
 
+/* Self.Online is the control-server long-poll: reported, never required (the data plane works
+ * without it, facts/tailscale.md). */
+static const char *manager_offline_note(Manager *m) {
+        const TailnetStatus *t = m->tailnet ? tailnet_get_status(m->tailnet) : NULL;
+        return t && t->backend_state == BACKEND_RUNNING && !t->self_online
+                ? "; tailnet control server unreachable (data plane up)"
+                : "";
+}
+
 static char *manager_compose_status(Manager *m, const Plan *p) {
         Supervisor *s = m->supervisor;
         pid_t pid = supervisor_get_pid(s);
@@ -210,7 +231,8 @@ static char *manager_compose_status(Manager *m, const Plan *p) {
 
         switch (supervisor_get_state(s)) {
         case SUPERVISOR_RUNNING:
-                line = strdup_printf("k0s %s running (pid %d) on %s", role, (int) pid, p->address);
+                line = strdup_printf("k0s %s running (pid %d) on %s%s", role, (int) pid, p->address,
+                                     manager_offline_note(m));
                 break;
         case SUPERVISOR_SETTLING:
                 line = strdup_printf("k0s %s running (pid %d); its inputs changed, restart "
@@ -289,6 +311,8 @@ static void manager_write_status(Manager *m, const Plan *p) {
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
                 .last_error = m->last_error,
                 .base_config_error = m->base_config_error,
+                .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
+                .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
         };
         _cleanup_(cJSON_Deletep) cJSON *root = status_build(&src);
         _cleanup_free_ char *text = root ? cJSON_PrintUnformatted(root) : NULL;
@@ -354,6 +378,8 @@ static FileFact manager_read_base_config(Manager *m, char **ret_content) {
                         manager_set_last_error(m, "%s", error);
                 }
                 free(m->base_config_error);
+                free(m->last_address);
+                free(m->running_hash);
                 m->base_config_error = TAKE_PTR(error);
         }
         if (m->base_config_error)
@@ -363,6 +389,50 @@ static FileFact manager_read_base_config(Manager *m, char **ret_content) {
         return (FileFact){ .content = *ret_content, .len = len };
 }
 
+static void manager_load_last_address(Manager *m) {
+        _cleanup_free_ char *a = NULL;
+        int r = persist_read_last_address(m->config->persist_dir, &a);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read %s/%s, ignoring: %m", m->config->persist_dir,
+                                  PERSIST_LAST_ADDRESS);
+        else if (!streq_ptr(a, m->last_address)) {
+                free(m->last_address);
+                m->last_address = TAKE_PTR(a);
+        }
+}
+
+/* After the supervisor acted on the plan: the version of the k0s that now runs (the version
+ * fact at its start; an adopted k0s's is unknown until the probe of its binary tells), and on
+ * controllers the address it runs with, persisted for the next boot. */
+static void manager_note_running(Manager *m, const Plan *p) {
+        const char *hash = supervisor_get_hash(m->supervisor);
+        bool runs_plan = hash && p->k0s == PLAN_K0S_RUN && streq_ptr(hash, p->spec.hash);
+
+        if (supervisor_get_pid(m->supervisor) <= 0) {
+                m->have_running_version = false;
+                free(m->running_hash);
+                m->running_hash = NULL;
+        } else if (runs_plan && !supervisor_is_adopted(m->supervisor) && m->have_version &&
+                   !streq_ptr(m->running_hash, hash)) {
+                m->running_version = m->k0s_version;
+                m->have_running_version = true;
+                free(m->running_hash);
+                m->running_hash = strdup(hash);
+        }
+
+        if (!runs_plan || !p->address || !k0s_role_is_controller(m->config->role) ||
+            streq_ptr(m->last_address, p->address))
+                return;
+        int r = persist_write_last_address(m->config->persist_dir, p->address);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to record %s in %s/%s: %m", p->address,
+                                                m->config->persist_dir, PERSIST_LAST_ADDRESS);
+        log_info("k0s %s runs on %s: recorded in %s/%s.", k0s_role_to_string(m->config->role),
+                 p->address, m->config->persist_dir, PERSIST_LAST_ADDRESS);
+        free(m->last_address);
+        m->last_address = strdup(p->address);
+}
+
 static int on_reconcile(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         const AgentConfig *c = m->config;
@@ -370,12 +440,17 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         _cleanup_free_ char *base = NULL;
         int r;
 
+        struct stat token_st;
         NodeFacts f = {
                 .net = netwatch_get_state(m->netwatch),
                 .tailnet = m->tailnet ? tailnet_get_status(m->tailnet) : NULL,
                 .tailnet_error = m->tailnet ? tailnet_get_error(m->tailnet) : NULL,
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
+                .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
                 .base_config = manager_read_base_config(m, &base),
+                .token_file_error = stat(c->k0s_token_file, &token_st) < 0 ? -errno : 0,
+                .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
+                .now_realtime_usec = now_realtime_usec(),
         };
 
         r = reconcile(c, &f, &p);
@@ -413,6 +488,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                         manager_set_last_error(m, "Failed to start k0s: %s", strerror(-r));
                 }
         }
+        manager_note_running(m, p);
 
         if (m->health) {
                 SupervisorState st = supervisor_get_state(m->supervisor);
@@ -595,6 +671,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
         (void) sd_notify(false, "RELOADING=1");
         log_info("Reloading %s.", m->config_path);
+        manager_load_last_address(m); /* `accept-address` wrote it and sent SIGHUP */
         int r = config_load(m->config_path, &n, &error);
         if (r < 0) {
                 _cleanup_free_ char *ff = strdup_printf("CONFIG_FILE=%s", m->config_path);
@@ -747,6 +824,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to look for a running k0s, ignoring: %m");
 
+        manager_load_last_address(m);
         /* Apply derived settings (health, peer refresh) through the same path as a reload. */
         manager_apply_config(m, c);
         (void) manager_probe_version(m);
@@ -784,6 +862,8 @@ Manager *manager_free(Manager *m) {
         strv_free(m->warnings_logged);
         strv_free(m->errors_logged);
         free(m->base_config_error);
+        free(m->last_address);
+        free(m->running_hash);
         free(m->version_error);
         free(m->address);
         free(m->last_status);

@@ -125,6 +125,25 @@ static void build_health(cJSON *k, const StatusSources *src, bool *ok) {
         put_str(h, "k0s_version", ks ? ks->version : NULL, ok);
 }
 
+/* While no k0s runs, `k0s token create` and `k0s kubeconfig admin` read the config named by
+ * --config, default /etc/k0s/k0s.yaml (the LAN address); with a running controller they read its
+ * runtime config, which names the generated file (config.GetCmdOpts() and LoadRuntimeConfig() in
+ * k0s pkg/config/cli.go, runtime.go; cmd/token/create.go, cmd/kubeconfig/admin.go). So a
+ * stopped controller's status names the commands that give the tailnet address. */
+static void build_join_commands(cJSON *k, const StatusSources *src, bool *ok) {
+        const AgentConfig *c = src->config;
+        if (!k0s_role_is_controller(c->role) || supervisor_get_pid(src->supervisor) > 0)
+                return;
+        cJSON *a = put_arr(k, "join_commands", ok);
+        _cleanup_free_ char *t =
+                strdup_printf("k0s token create --config=%s --role=worker", c->k0s_config);
+        _cleanup_free_ char *kc = strdup_printf("k0s kubeconfig admin --config=%s", c->k0s_config);
+        if (!t || !kc)
+                return (void) (*ok = false);
+        push_str(a, t, ok);
+        push_str(a, kc, ok);
+}
+
 static void build_k0s(cJSON *root, const StatusSources *src, bool *ok) {
         const Supervisor *s = src->supervisor;
         const Plan *p = src->plan;
@@ -144,7 +163,11 @@ static void build_k0s(cJSON *root, const StatusSources *src, bool *ok) {
         cJSON *argv = put_arr(k, "argv", ok);
         for (char **a = p && p->gate_open ? p->spec.argv : NULL; a && *a; a++)
                 push_str(argv, *a, ok);
+        put_str(k, "running_version",
+                src->k0s_running_version ? src->k0s_running_version->text : NULL, ok);
         put_str(k, "base_config_error", src->base_config_error, ok);
+        put_str(k, "last_address", src->last_address, ok);
+        build_join_commands(k, src, ok);
         build_health(k, src, ok);
 }
 
@@ -258,20 +281,48 @@ static void format_uptime(char *buf, size_t n, uint64_t sec) {
                 snprintf(buf, n, "%llus", (unsigned long long) sec);
 }
 
-int status_show(const char *state_dir, bool json, FILE *out) {
+static int status_read(const char *state_dir, cJSON **ret) {
         _cleanup_free_ char *path = strdup_printf("%s/%s", state_dir, STATUS_FILE_NAME);
         _cleanup_free_ char *text = NULL;
         size_t len;
-        int r;
 
         if (!path)
                 return -ENOMEM;
-        r = read_file_full(path, 16u * 1024u * 1024u, &text, &len);
+        int r = read_file_full(path, 16u * 1024u * 1024u, &text, &len);
         if (r < 0)
                 return r;
-        _cleanup_(cJSON_Deletep) cJSON *root = cJSON_ParseWithLength(text, len);
-        if (!root || !cJSON_IsObject(root))
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        if (!root || !cJSON_IsObject(root)) {
+                cJSON_Delete(root);
                 return -EBADMSG;
+        }
+        *ret = root;
+        return 0;
+}
+
+int status_read_agent(const char *state_dir, pid_t *ret_pid, char **ret_ipv4) {
+        _cleanup_(cJSON_Deletep) cJSON *root = NULL;
+        int r = status_read(state_dir, &root);
+        if (r < 0)
+                return r;
+        const cJSON *tn = cJSON_GetObjectItemCaseSensitive(root, "tailnet");
+        const cJSON *i = cJSON_GetObjectItemCaseSensitive(root, "interface");
+        const cJSON *v4 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(i, "ipv4"), 0);
+        const char *ip = jstr(tn, "ipv4") ?: cJSON_IsString(v4) ? v4->valuestring : NULL;
+        double pid = jnum(root, "agent_pid", 0);
+        char *copy = ip ? strdup(ip) : NULL;
+        if (ip && !copy)
+                return -ENOMEM;
+        *ret_pid = pid > 0 && pid < 1 << 30 ? (pid_t) pid : 0;
+        *ret_ipv4 = copy;
+        return 0;
+}
+
+int status_show(const char *state_dir, bool json, FILE *out) {
+        _cleanup_(cJSON_Deletep) cJSON *root = NULL;
+        int r = status_read(state_dir, &root);
+        if (r < 0)
+                return r;
 
         /* uptime is a property of "now", so it is computed here and not stored stale. */
         cJSON *k0s = cJSON_GetObjectItemCaseSensitive(root, "k0s");
@@ -321,13 +372,33 @@ int status_show(const char *state_dir, bool json, FILE *out) {
                         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(k0s, "adopted")) ? ", adopted"
                                                                                        : "");
         fputc('\n', out);
-        fprintf(out, "%-12s %s\n", "  Version:", jstr(k0s, "version") ?: "-");
+        fprintf(out, "%-12s %s", "  Version:", jstr(k0s, "version") ?: "-");
+        if (jstr(k0s, "running_version") &&
+            !streq(jstr(k0s, "running_version"), jstr(k0s, "version") ?: ""))
+                fprintf(out, " (running: %s)", jstr(k0s, "running_version"));
+        fputc('\n', out);
+        if (jstr(k0s, "base_config_error"))
+                fprintf(out, "%-12s %s\n", "  Base cfg:", jstr(k0s, "base_config_error"));
+        if (jstr(k0s, "last_address"))
+                fprintf(out, "%-12s %s\n", "  Last addr:", jstr(k0s, "last_address"));
         fprintf(out, "%-12s %s\n", "  Started:", jstr(k0s, "started") ?: "-");
         fprintf(out, "%-12s %s\n", "  Uptime:", started ? up : "-");
         fprintf(out, "%-12s %.0f\n", "  Restarts:", jnum(k0s, "restarts", 0));
         fprintf(out, "%-12s %s\n", "  Last exit:", jstr(k0s, "last_exit") ?: "-");
         fprintf(out, "%-12s %s%s%s\n", "  Health:", jbool(health, "ok"),
                 jstr(health, "error") ? ": " : "", jstr(health, "error") ?: "");
+        const cJSON *jc = cJSON_GetObjectItemCaseSensitive(k0s, "join_commands");
+        if (cJSON_GetArraySize(jc) > 0) {
+                fprintf(out, "%-12s k0s is stopped; these give the tailnet address:\n", "  Join:");
+                const cJSON *x;
+                cJSON_ArrayForEach(x, jc) if (cJSON_IsString(x))
+                        fprintf(out, "%-12s %s\n", "", x->valuestring);
+        }
+        const cJSON *w;
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(root, "warnings")) {
+                if (cJSON_IsString(w))
+                        fprintf(out, "%-12s %s\n", "Warning:", w->valuestring);
+        }
         fprintf(out, "Files:\n");
         const cJSON *f;
         cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(root, "files")) {

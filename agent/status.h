@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <cjson/cJSON.h>
 
 #include "config.h"
@@ -38,6 +39,8 @@ typedef struct StatusSources {
         const K0sVersion *k0s_version; /* of the binary on disk, NULL while unknown */
         const char *last_error;
         const char *base_config_error; /* why the base k0s.yaml cannot be used, or NULL */
+        const char *last_address; /* persist_dir/last-address (controllers), or NULL */
+        const K0sVersion *k0s_running_version; /* of the k0s that runs, NULL when unknown */
 } StatusSources;
 
 /* The status.json document. Every text that came from outside is passed through
@@ -50,6 +53,10 @@ int status_write(const char *state_dir, const cJSON *root);
 /* Read state_dir/status.json and print it: JSON as written, or a human table. uptime is computed
  * now from k0s.started. Returns 0, or -errno (-ENOENT: agent not running / never wrote it). */
 int status_show(const char *state_dir, bool json, FILE *out);
+
+/* From state_dir/status.json: the agent's pid (0 if absent) and the node's tailnet IPv4
+ * (tailnet.ipv4, else the interface's first IPv4; NULL if none). */
+int status_read_agent(const char *state_dir, pid_t *ret_pid, char **ret_ipv4);
 
 /* RFC 3339 UTC with seconds, e.g. "2026-11-26T23:40:01Z", for a CLOCK_REALTIME usec value. */
 const char *format_timestamp(char buf[static 32], uint64_t realtime_usec);
