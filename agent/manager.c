@@ -639,6 +639,8 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                 tailnet_set_refresh(m->tailnet, multi ? c->peer_refresh_usec : 0);
         }
 
+        /* TODO(wave 2, tailnet helper): tailnet_set_need_peers(m->tailnet, any registry has a
+         * peer: endpoint) once agent/tailnet.h provides it. */
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
 
