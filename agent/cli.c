@@ -15,6 +15,7 @@
 #include "util.h"
 #include "atomic-file.h"
 #include "cli.h"
+#include "doctor.h"
 #include "facts.h"
 #include "persist.h"
 #include "render-cli.h"
@@ -45,6 +46,8 @@ void cli_help(void) {
                "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
                "                       write every file the daemon would write, below DIR\n"
                "  status [--json]      show the running agent's state\n"
+               "  doctor [--json] [--check ID,...] [--root DIR]\n"
+               "                       check this node for known k0s-over-Tailscale traps\n"
                "  accept-address [ADDR]\n"
                "                       accept a controller's new tailnet IPv4 (default: the\n"
                "                       current one) after its etcd member was moved\n"
@@ -62,8 +65,11 @@ static int check_config_run(const char *config_path) {
         _cleanup_(config_freep) AgentConfig *c = NULL;
         if (cli_load_config(config_path, &c) < 0)
                 return 1;
-        /* TODO(wave 2, config helper): print each config_lint(c) warning here ("warning: ...",
-         * exit 0) once common/config.c provides config_lint(). */
+        _cleanup_strv_free_ char **warnings = NULL;
+        if (config_lint(c, &warnings) < 0)
+                return fprintf(stderr, "k0s-tsagent: out of memory\n"), 1;
+        for (char **w = warnings; w && *w; w++)
+                fprintf(stderr, "warning: %s\n", *w);
         printf("%s: OK (role %s, interface %s, %zu registr%s)\n", config_path,
                k0s_role_to_string(c->role), c->interface, c->n_registries,
                c->n_registries == 1 ? "y" : "ies");
@@ -197,6 +203,8 @@ int cli_run(const char *config_path, int argc, char **argv) {
                 int r = accept_parse_argv(argc, argv, &a);
                 return r != 0 ? r : accept_run(config_path, &a);
         }
+        if (streq(cmd, "doctor"))
+                return doctor_cli(config_path, argc, argv);
         if (streq(cmd, "help")) {
                 cli_help();
                 return 0;

@@ -38,6 +38,8 @@
 #include "tailnet.h"
 #include "unit-job.h"
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+
 /* STATUS= is one line for `systemctl status`; longer text is cut (status.json has the rest). */
 #define STATUS_LINE_MAX 1024
 /* systemd answers in milliseconds; a manager that hangs must not hold up the stop for long. */
@@ -78,6 +80,8 @@ struct Manager {
         char *address;
         char **warnings_logged;
         char **errors_logged;
+        char **notices_logged;
+        char **holds_logged;
         char *last_address; /* persist_dir/last-address: the address a controller's k0s last
                              * ran with, NULL when none is recorded */
         K0sVersion running_version; /* of the k0s that runs now, when have_running_version */
@@ -276,7 +280,7 @@ static void manager_log_transitions(Manager *m, const Plan *p) {
         if (p->gate_open && !m->gate_open)
                 log_struct_errno(LOG_NOTICE, 0, MESSAGE_ID_GATE_OPEN, have ? fields : NULL,
                                  "Tailnet ready: %s has %s; k0s may run.", iface, p->address);
-        else if (!p->gate_open && m->gate_open)
+        else if (!p->gate_open && m->gate_open && !p->hold)
                 log_struct_errno(LOG_WARNING, 0, MESSAGE_ID_GATE_CLOSED, have ? fields : NULL,
                                  "Tailnet not ready any more: waiting for %s. A running k0s is "
                                  "left alone.",
@@ -291,6 +295,9 @@ static void manager_log_transitions(Manager *m, const Plan *p) {
         }
 
         log_new_lines(LOG_WARNING, &m->warnings_logged, p->warnings);
+        log_new_lines(LOG_NOTICE, &m->notices_logged, p->notices);
+        char *holds[] = { p->hold_reason, NULL };
+        log_new_lines(LOG_WARNING, &m->holds_logged, p->hold_reason ? holds : NULL);
         char *errors[] = { p->error, NULL };
         if (p->error && !strv_contains(m->errors_logged, p->error))
                 manager_set_last_error(m, "%s", p->error);
@@ -863,6 +870,8 @@ Manager *manager_free(Manager *m) {
         m->files = files_free(m->files);
         strv_free(m->warnings_logged);
         strv_free(m->errors_logged);
+        strv_free(m->notices_logged);
+        strv_free(m->holds_logged);
         free(m->base_config_error);
         free(m->last_address);
         free(m->running_hash);

@@ -15,6 +15,8 @@
 #include "atomic-file.h"
 #include "status.h"
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+
 /* Longest text of one status.json field: paths and error messages fit, a hostile blob does not. */
 #define STATUS_TEXT_MAX 4096
 
@@ -209,9 +211,15 @@ cJSON *status_build(const StatusSources *src) {
         build_tailnet(root, src, &ok);
         build_k0s(root, src, &ok);
         build_files(root, src, &ok);
+        put_bool(root, "hold", p && p->hold, &ok);
+        put_str(root, "hold_reason", p ? p->hold_reason : NULL, &ok);
+        put_bool(root, "upgrade_pending", p && p->upgrade_pending, &ok);
         cJSON *w = put_arr(root, "warnings", &ok);
         for (char **x = p ? p->warnings : NULL; x && *x; x++)
                 push_str(w, *x, &ok);
+        cJSON *nt = put_arr(root, "notices", &ok);
+        for (char **x = p ? p->notices : NULL; x && *x; x++)
+                push_str(nt, *x, &ok);
         put_str(root, "last_error", src->last_error, &ok);
         return ok ? TAKE_PTR(root) : NULL;
 }
@@ -394,10 +402,21 @@ int status_show(const char *state_dir, bool json, FILE *out) {
                 cJSON_ArrayForEach(x, jc) if (cJSON_IsString(x))
                         fprintf(out, "%-12s %s\n", "", x->valuestring);
         }
+        if (jstr(root, "hold_reason"))
+                fprintf(out, "%-12s %s\n", "Held:", jstr(root, "hold_reason"));
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "upgrade_pending")))
+                fprintf(out,
+                        "%-12s the binary on disk is newer than the running k0s; a restart "
+                        "of k0s picks it up\n",
+                        "Upgrade:");
         const cJSON *w;
         cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(root, "warnings")) {
                 if (cJSON_IsString(w))
                         fprintf(out, "%-12s %s\n", "Warning:", w->valuestring);
+        }
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(root, "notices")) {
+                if (cJSON_IsString(w))
+                        fprintf(out, "%-12s %s\n", "Notice:", w->valuestring);
         }
         fprintf(out, "Files:\n");
         const cJSON *f;

@@ -24,8 +24,6 @@
 
 #define STATUS_FILE_NAME "status.json"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
-
 /* What status.json is built from: the modules are only read (getters), never driven. */
 typedef struct StatusSources {
         const AgentConfig *config;
