@@ -16,6 +16,7 @@
 #include "atomic-file.h"
 #include "cli.h"
 #include "doctor.h"
+#include "import-unit.h"
 #include "facts.h"
 #include "persist.h"
 #include "render-cli.h"
@@ -46,6 +47,8 @@ void cli_help(void) {
                "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
                "                       write every file the daemon would write, below DIR\n"
                "  status [--json]      show the running agent's state\n"
+               "  import-unit [--root DIR] [UNIT_FILE]\n"
+               "                       print a config that runs k0s as k0s's own unit does\n"
                "  doctor [--json] [--check ID,...] [--root DIR]\n"
                "                       check this node for known k0s-over-Tailscale traps\n"
                "  accept-address [ADDR]\n"
@@ -203,6 +206,8 @@ int cli_run(const char *config_path, int argc, char **argv) {
                 int r = accept_parse_argv(argc, argv, &a);
                 return r != 0 ? r : accept_run(config_path, &a);
         }
+        if (streq(cmd, "import-unit"))
+                return import_unit_main(argc, argv);
         if (streq(cmd, "doctor"))
                 return doctor_cli(config_path, argc, argv);
         if (streq(cmd, "help")) {

@@ -21,6 +21,7 @@
 #include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
+#include "clock.h"
 #include "curl-glue.h"
 #include "event-util.h"
 #include "files.h"
@@ -28,6 +29,7 @@
 #include "k0s-version.h"
 #include "log.h"
 #include "manager.h"
+#include "metrics.h"
 #include "netwatch.h"
 #include "reconcile.h"
 #include "render-containerd.h"
@@ -56,6 +58,9 @@ struct Manager {
         Health *health; /* k0s status-socket probe timer */
         Supervisor *supervisor; /* the k0s child: child/pidfd, settle/backoff/kill timers */
         VersionProbe *version_probe; /* `k0s version` child + pipe, while it runs */
+        ClockWatch *clock; /* clock-step timerfd, timesyncd inotify, clock.timeout timer */
+        Metrics *metrics; /* textfile writer: its trailing-write timer, dir inotify; NULL = off */
+        MetricsTracker metrics_tracker; /* counters derived from what the manager observes */
 
         sd_event_source *reconcile_source; /* defer source: one reconcile per burst of events */
         sd_event_source *sigterm_source;
@@ -98,6 +103,16 @@ struct Manager {
 };
 
 static void manager_trigger(Manager *m);
+/* The real time, not the loop iteration's (the gate opens and k0s starts in one iteration). */
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+static void manager_metrics_file(Manager *m, const char *path, int r);
+static void manager_metrics_k0s(Manager *m);
+static void manager_metrics_update(Manager *m, const Plan *p);
+static void manager_reload_metrics(Manager *m, const AgentConfig *old);
 
 static void manager_set_last_error(Manager *m, const char *fmt, ...) _printf_(2, 3);
 static void manager_set_last_error(Manager *m, const char *fmt, ...) {
@@ -318,6 +333,7 @@ static void manager_write_status(Manager *m, const Plan *p) {
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
                 .last_error = m->last_error,
                 .base_config_error = m->base_config_error,
+                .clock = clock_fact_to_string(clock_watch_get_fact(m->clock)),
                 .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
                 .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
         };
@@ -328,6 +344,7 @@ static void manager_write_status(Manager *m, const Plan *p) {
         if (streq_ptr(text, m->status_json))
                 return;
         int r = status_write(c->state_dir, root);
+        metrics_tracker_file(&m->metrics_tracker, METRICS_FILE_STATUS, r < 0 ? r : 1);
         if (r < 0)
                 return (void) log_warning_errno(r, "Failed to write %s/%s, ignoring: %m",
                                                 c->state_dir, STATUS_FILE_NAME);
@@ -458,6 +475,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                 .token_file_error = stat(c->k0s_token_file, &token_st) < 0 ? -errno : 0,
                 .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
                 .now_realtime_usec = now_realtime_usec(),
+                .clock = clock_watch_get_fact(m->clock),
         };
 
         r = reconcile(c, &f, &p);
@@ -473,9 +491,13 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_log_transitions(m, p);
+        metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now_monotonic_usec());
 
         bool k0s_yaml_ok = true;
         bool files_ok = files_apply(m->files, c, p, &k0s_yaml_ok) == 0;
+        for (size_t i = 0; i < files_get_count(m->files); i++)
+                manager_metrics_file(m, files_get(m->files, i)->path,
+                                     files_get(m->files, i)->result);
         if (!files_ok && files_get_error(m->files))
                 manager_set_last_error(m, "%s", files_get_error(m->files));
         if (m->have_version)
@@ -506,6 +528,8 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_update_status(m, p);
+        manager_metrics_k0s(m);
+        manager_metrics_update(m, p);
         plan_free(m->plan);
         m->plan = TAKE_PTR(p);
         return 0;
@@ -540,6 +564,9 @@ static void on_health(Health *h, void *userdata) {
 
 static void on_supervisor(Supervisor *s, void *userdata) {
         Manager *m = userdata;
+
+        manager_metrics_k0s(m);
+        manager_metrics_update(m, m->plan);
 
         if (m->stopping && supervisor_get_pid(s) == 0) {
                 log_info("k0s is stopped; exiting.");
@@ -650,6 +677,7 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
          * peer: endpoint) once agent/tailnet.h provides it. */
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
+        manager_reload_metrics(m, old);
 
         SupervisorTiming t = {
                 .settle_usec = c->settle_usec,
@@ -741,6 +769,102 @@ static void manager_setup_watchdog(Manager *m) {
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* ---- clock wait and metrics textfile (features) ------------------------------------------ */
+
+static void on_clock(ClockWatch *c, void *userdata) {
+        manager_trigger(userdata);
+}
+
+static int manager_start_clock_and_metrics(Manager *m) {
+        const AgentConfig *c = m->config;
+        int r;
+
+        metrics_tracker_init(&m->metrics_tracker);
+        r = clock_watch_new(c, on_clock, m, &m->clock);
+        if (r >= 0)
+                r = clock_watch_attach(m->clock, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the clock: %m");
+        r = metrics_new(c->metrics_textfile, &m->metrics);
+        if (r >= 0)
+                r = metrics_attach(m->metrics, m->event);
+        if (r < 0)
+                log_warning_errno(r, "Metrics textfile %s disabled: %m", c->metrics_textfile);
+        return 0;
+}
+
+/* metrics.textfile changed on reload: a new writer; the counters carry on. */
+static void manager_reload_metrics(Manager *m, const AgentConfig *old) {
+        const char *path = m->config->metrics_textfile;
+        if (old == m->config || streq_ptr(old->metrics_textfile, path))
+                return;
+        m->metrics = metrics_free(m->metrics);
+        int r = metrics_new(path, &m->metrics);
+        if (r >= 0)
+                r = metrics_attach(m->metrics, m->event);
+        if (r < 0)
+                log_warning_errno(r, "Metrics textfile %s disabled: %m", path);
+        manager_metrics_update(m, m->plan);
+}
+
+static void manager_metrics_file(Manager *m, const char *path, int r) {
+        const AgentConfig *c = m->config;
+        MetricsFileKind k = streq(path, c->containerd_dropin) ? METRICS_FILE_DROPIN
+                : streq(path, c->k0s_config)                  ? METRICS_FILE_K0S_CONFIG
+                                                              : METRICS_FILE_HOSTS;
+        metrics_tracker_file(&m->metrics_tracker, k, r);
+}
+
+static void manager_metrics_k0s(Manager *m) {
+        Supervisor *s = m->supervisor;
+        metrics_tracker_k0s(&m->metrics_tracker, supervisor_get_pid(s),
+                            supervisor_get_started_usec(s), supervisor_is_adopted(s),
+                            supervisor_get_state(s) == SUPERVISOR_STOPPING,
+                            supervisor_get_last_exit(s), now_monotonic_usec());
+}
+
+static void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t,
+                                    MetricsSnapshot *s) {
+        uint64_t now = now_realtime_usec();
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
+                        const TailnetPeer *peer =
+                                e->peer && t ? tailnet_status_find_peer(t, e->peer) : NULL;
+                        MetricsReachability r = !e->peer               ? METRICS_REACH_URL
+                                : !peer                                ? METRICS_REACH_UNKNOWN
+                                : tailnet_peer_is_reachable(peer, now) ? METRICS_REACH_REACHABLE
+                                                                       : METRICS_REACH_UNREACHABLE;
+                        s->registry_endpoints[r]++;
+                }
+}
+
+/* The gauges from the current state, the counters from the tracker; written if anything
+ * changed (metrics.c rate-limits). */
+static void manager_metrics_update(Manager *m, const Plan *p) {
+        if (!m->metrics)
+                return;
+        const NetState *n = netwatch_get_state(m->netwatch);
+        const TailnetStatus *t = m->tailnet ? tailnet_get_status(m->tailnet) : NULL;
+        MetricsSnapshot s = m->metrics_tracker.snap;
+
+        if (m->have_version)
+                snprintf(s.k0s_version, sizeof(s.k0s_version), "%s", m->k0s_version.text);
+        s.gate_open = p && p->gate_open;
+        s.interface_present = n && n->present;
+        s.interface_up = n && n->up;
+        s.backend_state = t ? t->backend_state : _BACKEND_STATE_INVALID;
+        s.self_online = t && t->self_online;
+        s.localapi_reconnects = m->tailnet ? tailnet_get_reconnects(m->tailnet) : 0;
+        metrics_count_endpoints(m->config, t, &s);
+        s.clock = clock_watch_get_fact(m->clock);
+        s.clock_synced = clock_watch_is_synced(m->clock);
+        s.clock_steps = clock_watch_get_jumps(m->clock);
+        int r = metrics_update(m->metrics, &s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the metrics, ignoring: %m");
+}
+
 int manager_new(const char *config_path, AgentConfig *config, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = calloc(1, sizeof(Manager));
         int r;
@@ -829,6 +953,10 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to create state_dir '%s': %m", c->state_dir);
 
+        r = manager_start_clock_and_metrics(m);
+        if (r < 0)
+                return r;
+
         r = supervisor_adopt(m->supervisor, c->k0s_binary);
         if (r < 0)
                 log_warning_errno(r, "Failed to look for a running k0s, ignoring: %m");
@@ -853,6 +981,9 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        metrics_flush(m->metrics);
+        m->metrics = metrics_free(m->metrics);
+        m->clock = clock_watch_free(m->clock);
         m->version_probe = version_probe_free(m->version_probe);
         m->health = health_free(m->health);
         m->tailnet = tailnet_free(m->tailnet);

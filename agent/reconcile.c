@@ -205,7 +205,7 @@ static int kubelet_flag(const K0sArgvFacts *a, char **user, char ***warnings, ch
 
 static int role_args(const AgentConfig *cfg, const K0sArgvFacts *a, char ***argv) {
         _cleanup_free_ char *c = strdup_printf("--config=%s", cfg->k0s_config);
-        _cleanup_free_ char *t = strdup_printf("--token-file=%s", cfg->k0s_token_file);
+        _cleanup_free_ char *t = strdup_printf("--token-file=%s", strempty(cfg->k0s_token_file));
         int r;
 
         if (!c || !t)
@@ -561,6 +561,10 @@ static int check_base_config(const AgentConfig *cfg, const NodeFacts *f, Plan *p
 static int check_token(const AgentConfig *cfg, const NodeFacts *f, Plan *p, bool *ret_token) {
         int e = f->token_file_error;
 
+        if (!cfg->k0s_token_file) { /* token_file: "" — K0S_TOKEN in k0s.env joins instead */
+                *ret_token = false;
+                return 0;
+        }
         *ret_token = e == 0 && cfg->role != K0S_ROLE_SINGLE;
         if (e == 0 || cfg->role == K0S_ROLE_SINGLE)
                 return 0;

@@ -207,6 +207,7 @@ cJSON *status_build(const StatusSources *src) {
         put_str(root, "gate", p && p->gate_open ? "open" : "closed", &ok);
         put_str(root, "waiting_for", p ? p->waiting_for : "startup", &ok);
         put_str(root, "address", p ? p->address : NULL, &ok);
+        put_str(root, "clock", src->clock, &ok);
         build_interface(root, src, &ok);
         build_tailnet(root, src, &ok);
         build_k0s(root, src, &ok);
@@ -360,6 +361,8 @@ int status_show(const char *state_dir, bool json, FILE *out) {
         fprintf(out, "%-12s %s%s%s\n", "Gate:", jstr(root, "gate") ?: "-",
                 jstr(root, "waiting_for") ? ", waiting for " : "", jstr(root, "waiting_for") ?: "");
         fprintf(out, "%-12s %s\n", "Address:", jstr(root, "address") ?: "-");
+        if (jstr(root, "clock"))
+                fprintf(out, "%-12s %s\n", "Clock:", jstr(root, "clock"));
         fprintf(out, "%-12s %s present=%s up=%s ifindex=%.0f\n",
                 "Interface:", jstr(iface, "name") ?: "-", jbool(iface, "present"),
                 jbool(iface, "up"), jnum(iface, "ifindex", 0));

@@ -36,6 +36,7 @@ typedef struct StatusSources {
         const Files *files;
         const K0sVersion *k0s_version; /* of the binary on disk, NULL while unknown */
         const char *last_error;
+        const char *clock; /* clock_fact_to_string() of the clock fact */
         const char *base_config_error; /* why the base k0s.yaml cannot be used, or NULL */
         const char *last_address; /* persist_dir/last-address (controllers), or NULL */
         const K0sVersion *k0s_running_version; /* of the k0s that runs, NULL when unknown */
