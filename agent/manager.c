@@ -222,69 +222,6 @@ static const char *role_word(K0sRole r) {
         return k0s_role_to_string(r) ?: "?";
 }
 
-/* Self.Online is the control-server long-poll: reported, never required (the data plane works
- * without it, facts/tailscale.md). */
-static const char *manager_offline_note(Manager *m) {
-        const TailnetStatus *t = m->tailnet ? tailnet_get_status(m->tailnet) : NULL;
-        return t && t->backend_state == BACKEND_RUNNING && !t->self_online
-                ? "; tailnet control server unreachable (data plane up)"
-                : "";
-}
-
-static char *manager_compose_status(Manager *m, const Plan *p) {
-        Supervisor *s = m->supervisor;
-        pid_t pid = supervisor_get_pid(s);
-        const char *role = role_word(m->config->role);
-        char *line = NULL;
-
-        if (m->stopping)
-                return pid > 0 ? strdup_printf("Stopping k0s (pid %d)", (int) pid)
-                               : strdup("Stopping");
-
-        if (!p->gate_open) {
-                if (pid > 0)
-                        return strdup_printf("%s; k0s %s keeps running (pid %d)", p->status, role,
-                                             (int) pid);
-                return strdup(p->status);
-        }
-
-        switch (supervisor_get_state(s)) {
-        case SUPERVISOR_RUNNING:
-                line = strdup_printf("k0s %s running (pid %d) on %s%s", role, (int) pid, p->address,
-                                     manager_offline_note(m));
-                break;
-        case SUPERVISOR_SETTLING:
-                line = strdup_printf("k0s %s running (pid %d); its inputs changed, restart "
-                                     "pending (settle %llus)",
-                                     role, (int) pid,
-                                     (unsigned long long) (m->config->settle_usec / USEC_PER_SEC));
-                break;
-        case SUPERVISOR_STOPPING:
-                line = strdup_printf("Restarting k0s %s: waiting for pid %d to stop", role,
-                                     (int) pid);
-                break;
-        case SUPERVISOR_BACKOFF:
-                line = strdup_printf("k0s %s %s; restarting after backoff", role,
-                                     supervisor_get_last_exit(s) ?: "exited");
-                break;
-        case SUPERVISOR_IDLE:
-                line = strdup_printf("Starting k0s %s on %s", role, p->address);
-                break;
-        case _SUPERVISOR_STATE_MAX:
-        case _SUPERVISOR_STATE_INVALID:
-                line = strdup("?");
-                break;
-        }
-        if (line && m->health && health_get_error(m->health) && pid > 0) {
-                char *l2 = strdup_printf("%s; health: %s", line, health_get_error(m->health));
-                if (l2) {
-                        free(line);
-                        line = l2;
-                }
-        }
-        return line;
-}
-
 static void manager_log_transitions(Manager *m, const Plan *p) {
         const char *iface = m->config->interface;
         _cleanup_free_ char *fi = strdup_printf("INTERFACE=%s", iface);
@@ -319,9 +256,9 @@ static void manager_log_transitions(Manager *m, const Plan *p) {
         log_new_lines(LOG_ERR, &m->errors_logged, p->error ? errors : NULL);
 }
 
-static void manager_write_status(Manager *m, const Plan *p) {
+static StatusSources manager_status_sources(Manager *m, const Plan *p) {
         const AgentConfig *c = m->config;
-        StatusSources src = {
+        return (StatusSources){
                 .config = c,
                 .plan = p,
                 .status = m->last_status,
@@ -337,6 +274,11 @@ static void manager_write_status(Manager *m, const Plan *p) {
                 .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
                 .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
         };
+}
+
+static void manager_write_status(Manager *m, const Plan *p) {
+        const AgentConfig *c = m->config;
+        StatusSources src = manager_status_sources(m, p);
         _cleanup_(cJSON_Deletep) cJSON *root = status_build(&src);
         _cleanup_free_ char *text = root ? cJSON_PrintUnformatted(root) : NULL;
         if (!text)
@@ -356,7 +298,8 @@ static void manager_write_status(Manager *m, const Plan *p) {
  * come from outside (LocalAPI errors, k0s exit texts, file errors) and a newline in it would let
  * them add assignments (MAINPID=, WATCHDOG=) to what systemd reads from us. */
 static char *manager_status_line(Manager *m, const Plan *p) {
-        _cleanup_free_ char *line = p ? manager_compose_status(m, p) : strdup("Starting");
+        StatusSources src = manager_status_sources(m, p);
+        _cleanup_free_ char *line = p ? status_line(&src, m->stopping) : strdup("Starting");
         if (line && m->base_config_error && !strstr(line, m->config->k0s_base_config)) {
                 char *l2 = strdup_printf("%s; cannot use %s", line, m->base_config_error);
                 free(line);

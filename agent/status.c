@@ -192,6 +192,71 @@ static void build_files(cJSON *root, const StatusSources *src, bool *ok) {
         }
 }
 
+/* Self.Online is the control-server long-poll: reported, never required (the data plane works
+ * without it, facts/tailscale.md). */
+static const char *offline_note(const StatusSources *src) {
+        const TailnetStatus *t = src->tailnet ? tailnet_get_status(src->tailnet) : NULL;
+        return t && t->backend_state == BACKEND_RUNNING && !t->self_online
+                ? "; tailnet control server unreachable (data plane up)"
+                : "";
+}
+
+char *status_line(const StatusSources *src, bool stopping) {
+        const Supervisor *s = src->supervisor;
+        const Plan *p = src->plan;
+        pid_t pid = supervisor_get_pid(s);
+        const char *role = k0s_role_to_string(src->config->role) ?: "?";
+        char *line = NULL;
+
+        if (stopping)
+                return pid > 0 ? strdup_printf("Stopping k0s (pid %d)", (int) pid)
+                               : strdup("Stopping");
+
+        if (!p->gate_open) {
+                if (pid > 0)
+                        return strdup_printf("%s; k0s %s keeps running (pid %d)", p->status, role,
+                                             (int) pid);
+                return strdup(p->status);
+        }
+
+        switch (supervisor_get_state(s)) {
+        case SUPERVISOR_RUNNING:
+                line = strdup_printf("k0s %s running (pid %d) on %s%s", role, (int) pid, p->address,
+                                     offline_note(src));
+                break;
+        case SUPERVISOR_SETTLING:
+                line = strdup_printf(
+                        "k0s %s running (pid %d); its inputs changed, restart "
+                        "pending (settle %llus)",
+                        role, (int) pid,
+                        (unsigned long long) (src->config->settle_usec / USEC_PER_SEC));
+                break;
+        case SUPERVISOR_STOPPING:
+                line = strdup_printf("Restarting k0s %s: waiting for pid %d to stop", role,
+                                     (int) pid);
+                break;
+        case SUPERVISOR_BACKOFF:
+                line = strdup_printf("k0s %s %s; restarting after backoff", role,
+                                     supervisor_get_last_exit(s) ?: "exited");
+                break;
+        case SUPERVISOR_IDLE:
+                line = strdup_printf("Starting k0s %s on %s", role, p->address);
+                break;
+        case _SUPERVISOR_STATE_MAX:
+        case _SUPERVISOR_STATE_INVALID:
+                line = strdup("?");
+                break;
+        }
+        if (line && src->health && health_get_error(src->health) && pid > 0) {
+                char *l2 = strdup_printf("%s; health: %s", line, health_get_error(src->health));
+                if (l2) {
+                        free(line);
+                        line = l2;
+                }
+        }
+        return line;
+}
+
 cJSON *status_build(const StatusSources *src) {
         const AgentConfig *c = src->config;
         const Plan *p = src->plan;

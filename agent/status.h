@@ -46,6 +46,9 @@ typedef struct StatusSources {
  * str_sanitize(). NULL on OOM (every cJSON result is checked). */
 cJSON *status_build(const StatusSources *src);
 
+/* The STATUS= line for src->plan (not NULL) before it is sanitized: what k0s does and why. */
+char *status_line(const StatusSources *src, bool stopping);
+
 /* Write root as state_dir/status.json; 0 unchanged, 1 written, -errno. */
 int status_write(const char *state_dir, const cJSON *root);
 
