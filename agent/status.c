@@ -392,35 +392,10 @@ int status_read_agent(const char *state_dir, pid_t *ret_pid, char **ret_ipv4) {
         return 0;
 }
 
-int status_show(const char *state_dir, bool json, FILE *out) {
-        _cleanup_(cJSON_Deletep) cJSON *root = NULL;
-        int r = status_read(state_dir, &root);
-        if (r < 0)
-                return r;
-
-        /* uptime is a property of "now", so it is computed here and not stored stale. */
-        cJSON *k0s = cJSON_GetObjectItemCaseSensitive(root, "k0s");
-        uint64_t started = parse_timestamp(jstr(k0s, "started"));
-        uint64_t now = (uint64_t) time(NULL);
-        uint64_t uptime = started && now > started ? now - started : 0;
-        if (cJSON_IsObject(k0s)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(k0s, "uptime_sec");
-                cJSON_AddNumberToObject(k0s, "uptime_sec", (double) uptime);
-        }
-
-        if (json) {
-                _cleanup_free_ char *s = cJSON_Print(root);
-                if (!s)
-                        return -ENOMEM;
-                fprintf(out, "%s\n", s);
-                return 0;
-        }
-
+static void print_human(const cJSON *root, const cJSON *k0s, const char *up, FILE *out) {
         const cJSON *iface = cJSON_GetObjectItemCaseSensitive(root, "interface");
         const cJSON *tn = cJSON_GetObjectItemCaseSensitive(root, "tailnet");
         const cJSON *health = cJSON_GetObjectItemCaseSensitive(k0s, "health");
-        char up[32];
-        format_uptime(up, sizeof(up), uptime);
 
         fprintf(out, "%-12s %s\n", "Status:", jstr(root, "status") ?: "-");
         fprintf(out, "%-12s %s%s%s\n", "Gate:", jstr(root, "gate") ?: "-",
@@ -458,7 +433,7 @@ int status_show(const char *state_dir, bool json, FILE *out) {
         if (jstr(k0s, "last_address"))
                 fprintf(out, "%-12s %s\n", "  Last addr:", jstr(k0s, "last_address"));
         fprintf(out, "%-12s %s\n", "  Started:", jstr(k0s, "started") ?: "-");
-        fprintf(out, "%-12s %s\n", "  Uptime:", started ? up : "-");
+        fprintf(out, "%-12s %s\n", "  Uptime:", up ?: "-");
         fprintf(out, "%-12s %.0f\n", "  Restarts:", jnum(k0s, "restarts", 0));
         fprintf(out, "%-12s %s\n", "  Last exit:", jstr(k0s, "last_exit") ?: "-");
         fprintf(out, "%-12s %s%s%s\n", "  Health:", jbool(health, "ok"),
@@ -494,5 +469,34 @@ int status_show(const char *state_dir, bool json, FILE *out) {
                         jstr(f, "error") ?: "");
         }
         fprintf(out, "%-12s %s\n", "Last error:", jstr(root, "last_error") ?: "-");
+}
+
+int status_show(const char *state_dir, bool json, FILE *out) {
+        _cleanup_(cJSON_Deletep) cJSON *root = NULL;
+        int r = status_read(state_dir, &root);
+        if (r < 0)
+                return r;
+
+        /* uptime is a property of "now", so it is computed here and not stored stale. */
+        cJSON *k0s = cJSON_GetObjectItemCaseSensitive(root, "k0s");
+        uint64_t started = parse_timestamp(jstr(k0s, "started"));
+        uint64_t now = (uint64_t) time(NULL);
+        uint64_t uptime = started && now > started ? now - started : 0;
+        if (cJSON_IsObject(k0s)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(k0s, "uptime_sec");
+                cJSON_AddNumberToObject(k0s, "uptime_sec", (double) uptime);
+        }
+
+        if (json) {
+                _cleanup_free_ char *s = cJSON_Print(root);
+                if (!s)
+                        return -ENOMEM;
+                fprintf(out, "%s\n", s);
+                return 0;
+        }
+
+        char up[32];
+        format_uptime(up, sizeof(up), uptime);
+        print_human(root, k0s, started ? up : NULL, out);
         return 0;
 }
