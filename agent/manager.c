@@ -588,6 +588,18 @@ static int on_shutdown_signal(sd_event_source *s, const struct signalfd_siginfo 
         return 0;
 }
 
+/* (tailnet helper) Peers are asked of tailscaled only when some endpoint names one: a peer:
+ * endpoint, or (until the config parses those) a url: whose host is a tailnet IPv4. */
+/* Peers are asked for only when some registry names a peer: endpoint (issue 11): on a big
+ * tailnet every peer change otherwise costs a full /status. */
+static bool config_needs_peers(const AgentConfig *c) {
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++)
+                        if (c->registries[i].endpoints[j].peer)
+                                return true;
+        return false;
+}
+
 static void manager_apply_config(Manager *m, const AgentConfig *old) {
         const AgentConfig *c = m->config;
         int r;
@@ -614,10 +626,9 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                 for (size_t i = 0; i < c->n_registries; i++)
                         multi = multi || c->registries[i].n_endpoints > 1;
                 tailnet_set_refresh(m->tailnet, multi ? c->peer_refresh_usec : 0);
+                tailnet_set_need_peers(m->tailnet, config_needs_peers(c));
         }
 
-        /* TODO(wave 2, tailnet helper): tailnet_set_need_peers(m->tailnet, any registry has a
-         * peer: endpoint) once agent/tailnet.h provides it. */
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
         manager_reload_metrics(m, old);
