@@ -783,12 +783,13 @@ static void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t
         for (size_t i = 0; i < c->n_registries; i++)
                 for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
                         const RegistryEndpoint *e = &c->registries[i].endpoints[j];
-                        const TailnetPeer *peer =
-                                e->peer && t ? tailnet_status_find_peer(t, e->peer) : NULL;
-                        MetricsReachability r = !e->peer               ? METRICS_REACH_URL
-                                : !peer                                ? METRICS_REACH_UNKNOWN
-                                : tailnet_peer_is_reachable(peer, now) ? METRICS_REACH_REACHABLE
-                                                                       : METRICS_REACH_UNREACHABLE;
+                        const char *ipv4;
+                        bool reachable = false;
+                        MetricsReachability r = !e->peer ? METRICS_REACH_URL
+                                : !tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable)
+                                ? METRICS_REACH_UNKNOWN
+                                : reachable ? METRICS_REACH_REACHABLE
+                                            : METRICS_REACH_UNREACHABLE;
                         s->registry_endpoints[r]++;
                 }
 }

@@ -311,7 +311,7 @@ static bool url_endpoint_unreachable(const RegistryEndpoint *e, const TailnetSta
                 return false;
         for (size_t j = 0; j < t->n_peers; j++)
                 if (peer_matches(&t->peers[j], host))
-                        return !tailnet_peer_is_reachable(&t->peers[j], now);
+                        return !tailnet_peer_is_reachable(&t->peers[j], t->self_online, now);
         return false;
 }
 
@@ -331,12 +331,12 @@ static int resolve_peers(const Registry *r, const TailnetStatus *t, uint64_t now
                          bool *reachable, char ***warnings) {
         for (size_t i = 0; i < r->n_endpoints; i++) {
                 const RegistryEndpoint *e = &r->endpoints[i];
-                const TailnetPeer *peer;
+                const char *ipv4 = NULL;
 
                 if (!e->peer)
                         continue;
-                peer = tailnet_status_find_peer(t, e->peer);
-                if (!peer || !peer->ipv4) {
+                if (!tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable[i])) {
+                        const TailnetPeer *peer = tailnet_status_find_peer(t, e->peer);
                         if (plan_note(warnings,
                                       "registry %s: tailnet peer '%s' is %s; endpoint left out",
                                       r->name, e->peer,
@@ -346,10 +346,9 @@ static int resolve_peers(const Registry *r, const TailnetStatus *t, uint64_t now
                                 return -ENOMEM;
                         continue;
                 }
-                urls[i] = strdup_printf("%s://%s:%u", e->scheme ?: "https", peer->ipv4, e->port);
+                urls[i] = strdup_printf("%s://%s:%u", e->scheme ?: "https", ipv4, e->port);
                 if (!urls[i])
                         return -ENOMEM;
-                reachable[i] = tailnet_peer_is_reachable(peer, now);
         }
         return 0;
 }

@@ -592,17 +592,22 @@ const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *
  * - LastHandshake is the last completed WireGuard handshake: the peer answered then.
  * - Active means *we* sent to it in the last 45 s (sessionActiveTimeout, magicsock.go), not that
  *   it answered; Relay is only the peer's home DERP region and is always set.
+ * - Self.Online tells whether *this* node's control connection is up: while it is, the control
+ *   server's Online for a peer is current (control marks a node offline when its map poll
+ *   drops, e.g. in a power cut); while it is not, every peer's Online is frozen.
  * So, in order:
  *   1. a KeyExpiry in the past: unreachable (tailscale stops talking to expired nodes);
  *   2. a CurAddr: reachable (a direct path answered within seconds);
- *   3. a LastHandshake less than 180 s old (either way: a clock stepped back is no reason to
+ *   3. control up (Self.Online) and the peer not Online: unreachable (the control server saw
+ *      its connection go; a fresh handshake from before a power cut must not win here);
+ *   4. a LastHandshake less than 180 s old (either way: a clock stepped back is no reason to
  *      distrust it): reachable;
- *   4. Active with no fresh handshake: unreachable (we are sending and WireGuard, which retries
+ *   5. Active with no fresh handshake: unreachable (we are sending and WireGuard, which retries
  *      its handshake every 5 s while there is traffic, got no answer for 3 minutes);
- *   5. otherwise the peer is idle (WireGuard handshakes only on traffic, so a healthy idle peer
+ *   6. otherwise the peer is idle (WireGuard handshakes only on traffic, so a healthy idle peer
  *      has an old handshake): Online, the control server's last word, is all there is.
  */
-bool tailnet_peer_is_reachable(const TailnetPeer *p, uint64_t now_realtime_usec) {
+bool tailnet_peer_is_reachable(const TailnetPeer *p, bool control_up, uint64_t now_realtime_usec) {
         uint64_t age;
 
         if (!p)
@@ -611,6 +616,8 @@ bool tailnet_peer_is_reachable(const TailnetPeer *p, uint64_t now_realtime_usec)
                 return false;
         if (p->cur_addr)
                 return true;
+        if (control_up && !p->online)
+                return false;
         if (p->last_handshake_usec > 0) {
                 age = now_realtime_usec >= p->last_handshake_usec
                         ? now_realtime_usec - p->last_handshake_usec
@@ -621,6 +628,45 @@ bool tailnet_peer_is_reachable(const TailnetPeer *p, uint64_t now_realtime_usec)
         if (p->active)
                 return false;
         return p->online;
+}
+
+/* name against Self's HostName, MagicDNS name and its first label (case-insensitive, trailing
+ * dots ignored), as tailnet_status_find_peer() matches peers. */
+static bool self_matches(const TailnetStatus *t, const char *name) {
+        size_t n = strlen(name);
+        const char *dns = t->dns_name;
+
+        while (n > 0 && name[n - 1] == '.')
+                n--;
+        if (n == 0)
+                return false;
+        if (t->host_name && strlen(t->host_name) == n && strncasecmp(t->host_name, name, n) == 0)
+                return true;
+        if (!dns)
+                return false;
+        if (strncasecmp(dns, name, n) == 0 && (dns[n] == '\0' || dns[n] == '.'))
+                return true; /* the full name, or its first label */
+        return false;
+}
+
+bool tailnet_status_resolve_peer(const TailnetStatus *t, const char *name,
+                                 uint64_t now_realtime_usec, const char **ret_ipv4,
+                                 bool *ret_reachable) {
+        const TailnetPeer *p;
+
+        if (!t || isempty(name))
+                return false;
+        if (t->ipv4 && self_matches(t, name)) {
+                *ret_ipv4 = t->ipv4;
+                *ret_reachable = true;
+                return true;
+        }
+        p = tailnet_status_find_peer(t, name);
+        if (!p || !p->ipv4)
+                return false;
+        *ret_ipv4 = p->ipv4;
+        *ret_reachable = tailnet_peer_is_reachable(p, t->self_online, now_realtime_usec);
+        return true;
 }
 
 /* ---- RFC 3339 ------------------------------------------------------------------------------- */

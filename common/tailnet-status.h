@@ -84,7 +84,15 @@ const TailnetPeer *tailnet_status_find_peer(const TailnetStatus *s, const char *
 /* Whether traffic to this peer can be expected to get through now (the rule is documented in
  * k0s-tsagent.conf(5): data-plane fields first, Online only as a hint, since it is the control
  * server's view and goes stale in a control outage). now: CLOCK_REALTIME µs. */
-bool tailnet_peer_is_reachable(const TailnetPeer *p, uint64_t now_realtime_usec);
+bool tailnet_peer_is_reachable(const TailnetPeer *p, bool control_up, uint64_t now_realtime_usec);
+
+/* A registry's peer: name resolved against this node itself (a registry on the node's own
+ * tailnet address: always reachable) and then the peers: false when unknown or without a
+ * tailnet IPv4, else its IPv4 (pointing into t) and whether it is reachable by the rule above,
+ * with t->self_online as control_up. */
+bool tailnet_status_resolve_peer(const TailnetStatus *t, const char *name,
+                                 uint64_t now_realtime_usec, const char **ret_ipv4,
+                                 bool *ret_reachable);
 
 /* RFC 3339 as Go writes time.Time ("2026-03-01T09:00:00.123456789Z", "...+02:00") -> CLOCK_REALTIME
  * µs. Go's zero time "0001-01-01T00:00:00Z" and anything before 1970 are 0. -EINVAL. */

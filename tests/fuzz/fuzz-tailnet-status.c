@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_addr(AF_INET6, p->ipv6);
                 check_name(p->dns_name);
                 sink += p->host_name ? strlen(p->host_name) : 0;
-                sink += p->online + p->active + tailnet_peer_is_reachable(p, 1767225600000000);
+                sink += p->online + p->active +
+                        tailnet_peer_is_reachable(p, s->self_online, 1767225600000000);
                 sink += p->cur_addr ? strlen(p->cur_addr) : 0;
                 sink += p->relay ? strlen(p->relay) : 0;
                 /* Every peer with a name is found by it (maybe another peer of the same name). */

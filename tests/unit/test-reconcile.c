@@ -364,6 +364,7 @@ static void setup_peers(TailnetStatus *t) {
         peers[2] = (TailnetPeer){ .host_name = (char *) "registry-davao",
                                   .dns_name = (char *) "registry-davao.tail1234.ts.net",
                                   .ipv4 = (char *) "100.64.2.3",
+                                  .online = true,
                                   .last_handshake_usec = 1000 * USEC_PER_SEC - 10 * USEC_PER_SEC };
         peers[3] = (TailnetPeer){ .host_name = (char *) "reg-a",
                                   .dns_name = (char *) "reg-a.tail1234.ts.net",
@@ -404,11 +405,13 @@ START_TEST(test_endpoint_order) {
         registry_done(&out);
 
         /* When cebu comes back it takes its config slot again. */
+        peers[1].online = true;
         peers[1].last_handshake_usec = now - 5 * USEC_PER_SEC;
         ck_assert_int_eq(reconcile_registry_endpoints(&cfg->registries[0], &t, now, &out, &w), 0);
         ck_assert_str_eq(out.endpoints[0].url, "http://100.64.2.2:5000");
         ck_assert_str_eq(out.endpoints[1].url, "http://100.64.2.1:5000");
         registry_done(&out);
+        peers[1].online = false;
         peers[1].last_handshake_usec = 0;
 
         /* Today's rule for URL endpoints: a host that is a peer known unreachable goes last. */

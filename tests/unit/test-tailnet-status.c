@@ -543,6 +543,73 @@ START_TEST(test_bus_invalid) {
 }
 END_TEST
 
+/* The reachability rule, step by step (common/tailnet-status.c, k0s-tsagent.conf(5)). */
+START_TEST(test_peer_reachability_rule) {
+        const uint64_t now = 2000 * USEC_PER_SEC;
+        TailnetPeer p = {};
+
+        /* idle peer: Online decides, whatever the control connection */
+        p.online = true;
+        ck_assert(tailnet_peer_is_reachable(&p, true, now));
+        ck_assert(tailnet_peer_is_reachable(&p, false, now));
+        p.online = false;
+        ck_assert(!tailnet_peer_is_reachable(&p, false, now));
+        /* a fresh handshake counts during a control outage ... */
+        p.last_handshake_usec = now - 30 * USEC_PER_SEC;
+        ck_assert(tailnet_peer_is_reachable(&p, false, now));
+        /* ... but while control is up, its "offline" wins over a handshake from before a cut */
+        ck_assert(!tailnet_peer_is_reachable(&p, true, now));
+        /* a direct path wins over both */
+        p.cur_addr = (char *) "192.0.2.7:41641";
+        ck_assert(tailnet_peer_is_reachable(&p, true, now));
+        /* an expired key loses over everything */
+        p.key_expiry_usec = now - 1;
+        ck_assert(!tailnet_peer_is_reachable(&p, true, now));
+        p.key_expiry_usec = 0;
+        p.cur_addr = NULL;
+        /* sending, no handshake for over 3 minutes: unreachable even if Online is stale true */
+        p.online = true;
+        p.active = true;
+        p.last_handshake_usec = now - 181 * USEC_PER_SEC;
+        ck_assert(!tailnet_peer_is_reachable(&p, false, now));
+        p.last_handshake_usec = now - 179 * USEC_PER_SEC;
+        ck_assert(tailnet_peer_is_reachable(&p, false, now));
+        ck_assert(!tailnet_peer_is_reachable(NULL, true, now));
+}
+END_TEST
+
+/* A peer: name may be this node itself (a registry on its own tailnet address). */
+START_TEST(test_resolve_peer_self) {
+        TailnetPeer peers[1] = { { .host_name = (char *) "reg-b",
+                                   .dns_name = (char *) "reg-b.tail1.ts.net",
+                                   .ipv4 = (char *) "100.64.2.1" } };
+        TailnetStatus t = { .ipv4 = (char *) "100.64.1.1",
+                            .host_name = (char *) "a1",
+                            .dns_name = (char *) "node-a1.tail1.ts.net",
+                            .self_online = true,
+                            .peers = peers,
+                            .n_peers = 1 };
+        const char *ip = NULL;
+        bool reach = false;
+
+        ck_assert_int_eq(tailnet_status_build_index(&t), 0);
+        ck_assert(tailnet_status_resolve_peer(&t, "a1", 1, &ip, &reach));
+        ck_assert_str_eq(ip, "100.64.1.1");
+        ck_assert(reach);
+        ck_assert(tailnet_status_resolve_peer(&t, "NODE-A1.tail1.ts.net.", 1, &ip, &reach));
+        ck_assert_str_eq(ip, "100.64.1.1");
+        ck_assert(tailnet_status_resolve_peer(&t, "node-a1", 1, &ip, &reach));
+        ck_assert(!tailnet_status_resolve_peer(&t, "node-a", 1, &ip, &reach));
+        /* a peer: found, reachability by the rule (control up, peer offline) */
+        ck_assert(tailnet_status_resolve_peer(&t, "reg-b", 1, &ip, &reach));
+        ck_assert_str_eq(ip, "100.64.2.1");
+        ck_assert(!reach);
+        ck_assert(!tailnet_status_resolve_peer(&t, "nowhere", 1, &ip, &reach));
+        ck_assert(!tailnet_status_resolve_peer(NULL, "a1", 1, &ip, &reach));
+        free(t.index);
+}
+END_TEST
+
 static Suite *tailnet_status_suite(void) {
         Suite *s = suite_create("tailnet-status");
         TCase *tc = tcase_create("core");
@@ -564,6 +631,8 @@ static Suite *tailnet_status_suite(void) {
         tcase_add_test(tc, test_status_too_big);
         tcase_add_test(tc, test_status_peer_cap);
         tcase_add_test(tc, test_status_free_null);
+        tcase_add_test(tc, test_peer_reachability_rule);
+        tcase_add_test(tc, test_resolve_peer_self);
         tcase_add_test(tc, test_bus_sample);
         tcase_add_test(tc, test_bus_extra);
         tcase_add_test(tc, test_bus_all_states);
