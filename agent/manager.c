@@ -34,6 +34,7 @@
 #include "render-k0s.h"
 #include "status.h"
 #include "supervisor.h"
+#include "version-probe.h"
 #include "tailnet.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -892,13 +893,8 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
 
-        SupervisorTiming t = {
-                .settle_usec = c->settle_usec,
-                .backoff_min_usec = c->restart_backoff_min_usec,
-                .backoff_max_usec = c->restart_backoff_max_usec,
-                .stable_usec = c->stable_usec,
-                .stop_timeout_usec = c->stop_timeout_usec,
-        };
+        SupervisorTiming t;
+        supervisor_timing_from_config(c, &t);
         supervisor_set_timing(m->supervisor, &t);
         if (!streq(old->state_dir, c->state_dir)) {
                 r = supervisor_set_state_dir(m->supervisor, c->state_dir);
@@ -1045,13 +1041,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the k0s health probe: %m");
 
-        SupervisorTiming t = {
-                .settle_usec = c->settle_usec,
-                .backoff_min_usec = c->restart_backoff_min_usec,
-                .backoff_max_usec = c->restart_backoff_max_usec,
-                .stable_usec = c->stable_usec,
-                .stop_timeout_usec = c->stop_timeout_usec,
-        };
+        SupervisorTiming t;
+        supervisor_timing_from_config(c, &t);
         r = supervisor_new(c->state_dir, &t, on_supervisor, m, &m->supervisor);
         if (r >= 0)
                 r = supervisor_attach(m->supervisor, m->event);
