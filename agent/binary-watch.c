@@ -3,6 +3,13 @@
  * inotify on the k0s binary's directory (not on the file: a rename over it replaces the inode
  * the watch would be on), filtered to the binary's name, debounced by a short timer. What to do
  * about a change (probe the version again, hand the supervisor a new spec) is the daemon's.
+ *
+ * Autopilot (k0s pkg/autopilot/controller/signal/k0s/apply.go) downloads to <dir>/k0s.tmp,
+ * chmods it, hard-links it to <dir>/k0s.new and renames that over <dir>/k0s, where <dir> is the
+ * directory of os.Executable() (symlinks resolved); then restart_unix.go sends k0s SIGTERM and
+ * expects the init system to start the new binary. So both the configured path and the path it
+ * resolves to are watched; only IN_MOVED_TO of the name matters there, k0s.tmp/k0s.new are not
+ * ours. An operator's `cp` over the file shows as IN_CLOSE_WRITE (after IN_MODIFY).
  */
 
 #include <errno.h>
@@ -22,10 +29,17 @@
         (IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_ATTRIB | IN_DELETE | IN_MOVED_FROM | \
          IN_ONLYDIR)
 
-struct BinaryWatch {
-        sd_event *event;
+/* The configured path and, if it is a symlink, the file it resolves to. */
+typedef struct WatchedName {
         char *dir;
         char *name;
+        int wd; /* -1 until attached */
+} WatchedName;
+
+struct BinaryWatch {
+        sd_event *event;
+        WatchedName names[2];
+        size_t n_names;
         int fd; /* inotify */
         sd_event_source *io_source;
         sd_event_source *quiet_source; /* fires BINARY_WATCH_QUIET_USEC after the last change */
@@ -33,15 +47,24 @@ struct BinaryWatch {
         void *userdata;
 };
 
+static int watched_name_set(WatchedName *n, const char *path) {
+        const char *slash = strrchr(path, '/');
+
+        if (!slash || isempty(slash + 1))
+                return -EINVAL;
+        n->wd = -1;
+        n->dir = slash == path ? strdup("/") : strndup(path, (size_t) (slash - path));
+        n->name = strdup(slash + 1);
+        return n->dir && n->name ? 0 : -ENOMEM;
+}
+
 int binary_watch_new(const char *path, BinaryWatchHandler handler, void *userdata,
                      BinaryWatch **ret) {
         _cleanup_(binary_watch_freep) BinaryWatch *w = NULL;
-        const char *slash;
+        _cleanup_free_ char *real = NULL;
+        int r;
 
         if (!path || !handler || !ret)
-                return -EINVAL;
-        slash = strrchr(path, '/');
-        if (!slash || isempty(slash + 1))
                 return -EINVAL;
         w = calloc(1, sizeof(*w));
         if (!w)
@@ -49,10 +72,15 @@ int binary_watch_new(const char *path, BinaryWatchHandler handler, void *userdat
         w->fd = -1;
         w->handler = handler;
         w->userdata = userdata;
-        w->dir = slash == path ? strdup("/") : strndup(path, (size_t) (slash - path));
-        w->name = strdup(slash + 1);
-        if (!w->dir || !w->name)
-                return -ENOMEM;
+        r = watched_name_set(&w->names[w->n_names++], path);
+        if (r < 0)
+                return r;
+        real = realpath(path, NULL);
+        if (real && !streq(real, path)) {
+                r = watched_name_set(&w->names[w->n_names++], real);
+                if (r < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(w);
         return 0;
 }
@@ -60,7 +88,7 @@ int binary_watch_new(const char *path, BinaryWatchHandler handler, void *userdat
 static int on_quiet(sd_event_source *src, uint64_t usec, void *userdata) {
         BinaryWatch *w = userdata;
 
-        log_debug("k0s binary %s/%s changed.", w->dir, w->name);
+        log_debug("k0s binary %s/%s changed.", w->names[0].dir, w->names[0].name);
         w->handler(w, w->userdata);
         return 0;
 }
@@ -74,8 +102,9 @@ static int binary_watch_scan(BinaryWatch *w, const char *buf, size_t len) {
 
                 if (ev->mask & IN_Q_OVERFLOW)
                         hit = 1;
-                else if (ev->len > 0 && streq(ev->name, w->name))
-                        hit = 1;
+                for (size_t i = 0; ev->len > 0 && i < w->n_names; i++)
+                        if (ev->wd == w->names[i].wd && streq(ev->name, w->names[i].name))
+                                hit = 1;
                 off += sizeof(struct inotify_event) + ev->len;
         }
         return hit;
@@ -122,8 +151,11 @@ int binary_watch_attach(BinaryWatch *w, sd_event *e) {
         w->fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         if (w->fd < 0)
                 return -errno;
-        if (inotify_add_watch(w->fd, w->dir, BINARY_WATCH_MASK) < 0)
-                return -errno;
+        for (size_t i = 0; i < w->n_names; i++) {
+                w->names[i].wd = inotify_add_watch(w->fd, w->names[i].dir, BINARY_WATCH_MASK);
+                if (w->names[i].wd < 0)
+                        return -errno;
+        }
         r = sd_event_add_io(e, &w->io_source, w->fd, EPOLLIN, on_inotify, w);
         if (r < 0)
                 return r;
@@ -140,8 +172,10 @@ BinaryWatch *binary_watch_free(BinaryWatch *w) {
         if (w->fd >= 0)
                 (void) close(w->fd);
         sd_event_unref(w->event);
-        free(w->dir);
-        free(w->name);
+        for (size_t i = 0; i < w->n_names; i++) {
+                free(w->names[i].dir);
+                free(w->names[i].name);
+        }
         free(w);
         return NULL;
 }

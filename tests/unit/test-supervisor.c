@@ -1574,6 +1574,25 @@ START_TEST(test_binary_watch) {
 
         binary_watch_free(w);
         ck_assert_int_eq(binary_watch_new("k0s", on_watch, NULL, &w), -EINVAL);
+
+        /* A symlink (/usr/local/bin/k0s -> /opt/k0s/k0s): autopilot replaces the file it
+         * resolves to (os.Executable() resolves symlinks), the watch sees that too. */
+        {
+                char real_dir[PATH_MAX], real[PATH_MAX + 8], link_path[PATH_MAX];
+
+                (void) snprintf(real_dir, sizeof(real_dir), "%s/opt", dir);
+                (void) snprintf(real, sizeof(real), "%s/k0s", real_dir);
+                (void) snprintf(link_path, sizeof(link_path), "%s/k0s-link", dir);
+                ck_assert_int_eq(mkdir(real_dir, 0755), 0);
+                copy_file(fake, real);
+                ck_assert_int_eq(symlink(real, link_path), 0);
+                watch_calls = 0;
+                ck_assert_int_eq(binary_watch_new(link_path, on_watch, NULL, &w), 0);
+                ck_assert_int_eq(binary_watch_attach(w, ev), 0);
+                copy_fake_with_version(real, "v1.36.1+k0s.0");
+                wait_watch_calls(1);
+                binary_watch_free(w);
+        }
 }
 END_TEST
 
