@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "doctor.h"
 #include "log.h"
 #include "manager.h"
 #include "render-cli.h"
@@ -29,6 +30,8 @@ static void help(void) {
                "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
                "                       write every file the daemon would write, below DIR\n"
                "  status [--json]      show the running agent's state\n"
+               "  doctor [--json] [--check ID,...] [--root DIR]\n"
+               "                       check this node for known k0s-over-Tailscale traps\n"
                "\n"
                "Options:\n"
                "  -c, --config PATH    config file (default %s)\n"
@@ -155,6 +158,8 @@ int main(int argc, char **argv) {
                 return render_cli(config_path, sub_argc, sub_argv);
         if (streq(cmd, "status"))
                 return cmd_status(config_path, sub_argc, sub_argv);
+        if (streq(cmd, "doctor"))
+                return doctor_cli(config_path, sub_argc, sub_argv);
         if (streq(cmd, "help")) {
                 help();
                 return 0;

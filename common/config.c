@@ -2,8 +2,9 @@
 /*
  * The agent's configuration file: YAML bytes -> a small node tree (libyaml event API) -> the
  * plain AgentConfig struct (table-driven, one parser per value type) -> cross-field validation.
- * Owns defaults, durations, registry-name grammar and every "FILE:LINE:COLUMN: message" error.
- * Does not decide anything from the values (reconcile does) and never logs.
+ * Owns defaults, durations and their bounds, registry-name grammar, every "FILE:LINE:COLUMN:
+ * message" error, the file's ownership rule and config_lint()'s warnings. Does not decide
+ * anything from the values (reconcile does) and never logs.
  */
 
 #include <arpa/inet.h>
@@ -12,11 +13,16 @@
 #include <net/if.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <yaml.h>
 
-#include "util.h"
+#include "atomic-file.h"
 #include "config.h"
+#include "facts.h"
 #include "k0s-version.h"
+#include "util.h"
 
 /* Far more than any real config needs; bounds recursion on hostile input. */
 #define NODE_DEPTH_MAX 64U
@@ -318,46 +324,6 @@ void registry_done(Registry *r) {
                 endpoint_done(&r->endpoints[i]);
         free(r->endpoints);
         *r = (Registry){};
-}
-
-static int strdup_or_null(const char *s, char **ret) {
-        char *c = NULL;
-
-        if (s) {
-                c = strdup(s);
-                if (!c)
-                        return -ENOMEM;
-        }
-        *ret = c;
-        return 0;
-}
-
-int registry_copy(const Registry *src, Registry *dst) {
-        Registry r = {};
-
-        if (!src || !dst)
-                return -EINVAL;
-        if (strdup_or_null(src->name, &r.name) < 0)
-                goto oom;
-        if (src->n_endpoints > 0) {
-                r.endpoints = calloc(src->n_endpoints, sizeof(RegistryEndpoint));
-                if (!r.endpoints)
-                        goto oom;
-        }
-        for (size_t i = 0; i < src->n_endpoints; i++) {
-                RegistryEndpoint *e = &r.endpoints[i];
-
-                r.n_endpoints++; /* counted before filling, so registry_done() frees partial */
-                e->skip_verify = src->endpoints[i].skip_verify;
-                if (strdup_or_null(src->endpoints[i].url, &e->url) < 0 ||
-                    strdup_or_null(src->endpoints[i].ca, &e->ca) < 0)
-                        goto oom;
-        }
-        *dst = r;
-        return 0;
-oom:
-        registry_done(&r);
-        return -ENOMEM;
 }
 
 /* ---- defaults -------------------------------------------------------------------------- */
@@ -799,16 +765,31 @@ static bool has_control_bytes(const char *s) {
         return false;
 }
 
-/* arg non-NULL: the key may be null, which leaves the path unset (NULL). */
+/* What a path key accepts besides an absolute path (the ConfigKey's arg; NULL = defaults). */
+typedef struct PathOpts {
+        bool nullable; /* null or "" leaves the path unset (NULL): "off" or "none" */
+        size_t max; /* the path must be shorter than this many bytes; 0 = PATH_MAX */
+        const char *max_why; /* what the limit is, for the message */
+} PathOpts;
+
+static const PathOpts path_nullable = { .nullable = true };
+/* A unix socket's path must fit sockaddr_un.sun_path with its NUL: 107 bytes at most. */
+static const PathOpts path_socket = {
+        .max = sizeof(((struct sockaddr_un *) NULL)->sun_path),
+        .max_why = "a unix socket path must fit sockaddr_un.sun_path",
+};
+
 static int parse_path(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
                       const void *arg) {
+        const PathOpts *o = arg;
+        size_t max = o && o->max > 0 ? o->max : PATH_MAX;
         const char *s;
         int r;
 
-        if (arg && node_is_null(value)) {
+        if (o && o->nullable &&
+            (node_is_null(value) || (value->type == NODE_SCALAR && value->length == 0))) {
                 char **p = field;
-                free(*p);
-                *p = NULL;
+                *p = mfree(*p);
                 return 0;
         }
         r = get_string(ctx, path, key, value, &s);
@@ -821,38 +802,97 @@ static int parse_path(Ctx *ctx, const char *path, const Node *key, const Node *v
                 return ctx_error(ctx, value,
                                  "'%s' must not contain control characters, quotes or backslashes",
                                  path);
-        if (strlen(s) >= PATH_MAX)
-                return ctx_error(ctx, value, "'%s' is longer than %d bytes", path, PATH_MAX - 1);
+        if (strlen(s) >= max) {
+                if (o && o->max_why)
+                        return ctx_error(ctx, value,
+                                         "'%s' is %zu bytes long; %s (at most %zu bytes)", path,
+                                         strlen(s), o->max_why, max - 1);
+                return ctx_error(ctx, value, "'%s' is longer than %zu bytes", path, max - 1);
+        }
         return set_string(field, s);
+}
+
+/* The YAML 1.1 booleans people write in config files; "on"/"off"/"y"/"n" are not taken. */
+static int bool_from_string(const char *s, bool *ret) {
+        static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES" };
+        static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (streq(s, yes[i])) {
+                        *ret = true;
+                        return 0;
+                }
+                if (streq(s, no[i])) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
 }
 
 static int parse_bool(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
                       const void *arg) {
-        static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES" };
-        static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO" };
-        bool *b = field;
         int r;
 
         r = expect_type(ctx, path, value, NODE_SCALAR, "a boolean");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
-                if (streq(value->value, yes[i])) {
-                        *b = true;
-                        return 0;
-                }
-                if (streq(value->value, no[i])) {
-                        *b = false;
-                        return 0;
-                }
-        }
-        return ctx_error(ctx, value, "'%s' must be a boolean (true/false/yes/no), not '%s'", path,
-                         value->value);
+        if (bool_from_string(value->value, field) < 0)
+                return ctx_error(ctx, value, "'%s' must be a boolean (true/false/yes/no), not '%s'",
+                                 path, value->value);
+        return 0;
 }
 
+/* clock.wait_sync: "auto" or a boolean. */
+static int parse_clock_wait_sync(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                                 void *field, const void *arg) {
+        ClockWaitSync *w = field;
+        bool b;
+        int r;
+
+        r = expect_type(ctx, path, value, NODE_SCALAR, "auto or a boolean");
+        if (r < 0)
+                return r;
+        if (streq(value->value, "auto")) {
+                *w = CLOCK_WAIT_SYNC_AUTO;
+                return 0;
+        }
+        if (bool_from_string(value->value, &b) < 0)
+                return ctx_error(ctx, value,
+                                 "'%s' must be auto, true or false (or yes/no), not '%s'", path,
+                                 has_control_bytes(value->value) ? "?" : value->value);
+        *w = b ? CLOCK_WAIT_SYNC_YES : CLOCK_WAIT_SYNC_NO;
+        return 0;
+}
+
+/* The range a duration key accepts (the ConfigKey's arg), documented in k0s-tsagent.conf(5).
+ * Bounds keep every timer the agent arms finite and slow enough not to spin. */
+typedef struct DurationBounds {
+        uint64_t min, max;
+        bool zero_is_off; /* 0 is accepted and means "off", whatever min says */
+} DurationBounds;
+
+#define MSEC(n) ((uint64_t) (n) *USEC_PER_MSEC)
+#define SECS(n) ((uint64_t) (n) *USEC_PER_SEC)
+#define MINS(n) SECS((n) *60)
+#define HOURS(n) MINS((n) *60)
+
+static const DurationBounds bounds_settle = { 0, HOURS(1), false };
+static const DurationBounds bounds_stop_timeout = { SECS(1), HOURS(1), false };
+static const DurationBounds bounds_backoff_min = { 0, HOURS(1), false };
+static const DurationBounds bounds_backoff_max = { MSEC(250), HOURS(24), false };
+static const DurationBounds bounds_stable = { SECS(1), HOURS(24), false };
+static const DurationBounds bounds_health_interval = { SECS(1), HOURS(1), true };
+static const DurationBounds bounds_health_timeout = { MSEC(100), MINS(1), false };
+static const DurationBounds bounds_peer_refresh = { SECS(1), HOURS(1), true };
+static const DurationBounds bounds_clock_timeout = { SECS(1), HOURS(1), false };
+static const DurationBounds bounds_failover_target = { SECS(20), MINS(10), true };
+
 static int parse_duration_value(Ctx *ctx, const char *path, const Node *key, const Node *value,
-                                uint64_t *ret) {
+                                const DurationBounds *b, uint64_t *ret) {
         const char *s, *reason = "invalid";
+        char lo[32], hi[32];
+        uint64_t v;
         int r;
 
         r = expect_type(ctx, path, value, NODE_SCALAR, "a duration");
@@ -861,15 +901,27 @@ static int parse_duration_value(Ctx *ctx, const char *path, const Node *key, con
         r = get_string(ctx, path, key, value, &s);
         if (r < 0)
                 return r;
-        r = parse_duration_reason(s, ret, &reason);
+        r = parse_duration_reason(s, &v, &reason);
         if (r < 0)
                 return ctx_error(ctx, value, "invalid duration '%s' for '%s': %s", s, path, reason);
+        if (b && !(v == 0 && b->zero_is_off) && (v < b->min || v > b->max)) {
+                format_duration(lo, sizeof(lo), b->min);
+                format_duration(hi, sizeof(hi), b->max);
+                /* s parsed as a duration: digits and unit letters only, safe to print. */
+                if (b->zero_is_off)
+                        return ctx_error(ctx, value,
+                                         "'%s' must be 0 (off) or between %s and %s, not '%s'",
+                                         path, lo, hi, s);
+                return ctx_error(ctx, value, "'%s' must be between %s and %s, not '%s'", path, lo,
+                                 hi, s);
+        }
+        *ret = v;
         return 0;
 }
 
 static int parse_duration_key(Ctx *ctx, const char *path, const Node *key, const Node *value,
                               void *field, const void *arg) {
-        return parse_duration_value(ctx, path, key, value, field);
+        return parse_duration_value(ctx, path, key, value, arg, field);
 }
 
 static int parse_role(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
@@ -1138,11 +1190,13 @@ static int parse_restart_backoff(Ctx *ctx, const char *path, const Node *key, co
                 return ctx_error(ctx, value, "'%s' must be a sequence of two durations [min, max]",
                                  path);
         snprintf(p, sizeof(p), "%s[0]", path);
-        r = parse_duration_value(ctx, p, value->items[0], value->items[0], &min);
+        r = parse_duration_value(ctx, p, value->items[0], value->items[0], &bounds_backoff_min,
+                                 &min);
         if (r < 0)
                 return r;
         snprintf(p, sizeof(p), "%s[1]", path);
-        r = parse_duration_value(ctx, p, value->items[1], value->items[1], &max);
+        r = parse_duration_value(ctx, p, value->items[1], value->items[1], &bounds_backoff_max,
+                                 &max);
         if (r < 0)
                 return r;
         c->restart_backoff_min_usec = min;
@@ -1207,10 +1261,97 @@ static int parse_registry_name(Ctx *ctx, const char *path, const Node *key, cons
         return set_string(field, s);
 }
 
+/* A tailnet peer as tailscaled names it: its HostName or MagicDNS name (DNS labels, one
+ * trailing dot allowed as in Status.Peer[].DNSName). An address belongs in url:. */
+static bool peer_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+        struct in_addr a;
+
+        if (n > 0 && s[n - 1] == '.')
+                n--;
+        if (n == 0 || n > 253 || !host_is_valid(s, n))
+                return false;
+        return inet_pton(AF_INET, s, &a) != 1;
+}
+
+static int parse_peer(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                      const void *arg) {
+        const char *s;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!peer_name_is_valid(s))
+                return ctx_error(ctx, value,
+                                 "invalid peer '%s' for '%s': expected a tailnet peer's HostName "
+                                 "or MagicDNS name (DNS labels of A-Z, a-z, 0-9 and '-'); an "
+                                 "address goes into 'url:'",
+                                 has_control_bytes(s) ? "?" : s, path);
+        return set_string(field, s);
+}
+
+static int parse_port(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                      const void *arg) {
+        unsigned *port = field, v;
+        const char *s;
+        int r;
+
+        r = expect_type(ctx, path, value, NODE_SCALAR, "an integer");
+        if (r < 0)
+                return r;
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!port_is_valid(s, strlen(s)) || safe_atou(s, &v) < 0)
+                return ctx_error(ctx, value, "'%s' must be a port between 1 and 65535, not '%s'",
+                                 path, has_control_bytes(s) ? "?" : s);
+        *port = v;
+        return 0;
+}
+
+static int parse_scheme(Ctx *ctx, const char *path, const Node *key, const Node *value, void *field,
+                        const void *arg) {
+        const char *s;
+        int r;
+
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!streq(s, "http") && !streq(s, "https"))
+                return ctx_error(ctx, value, "'%s' must be http or https, not '%s'", path,
+                                 has_control_bytes(s) ? "?" : s);
+        return set_string(field, s);
+}
+
+/* k0s.accept_address: the new tailnet IPv4 of an etcd controller the operator confirmed. */
+static int parse_accept_address(Ctx *ctx, const char *path, const Node *key, const Node *value,
+                                void *field, const void *arg) {
+        const char *s;
+        int r;
+
+        if (node_is_null(value) || (value->type == NODE_SCALAR && value->length == 0)) {
+                char **p = field;
+                *p = mfree(*p);
+                return 0;
+        }
+        r = get_string(ctx, path, key, value, &s);
+        if (r < 0)
+                return r;
+        if (!address_is_tailnet_ipv4(s))
+                return ctx_error(ctx, value,
+                                 "'%s' must be a tailnet IPv4 address (100.64.0.0/10), not '%s'",
+                                 path, has_control_bytes(s) ? "?" : s);
+        return set_string(field, s);
+}
+
 static const ConfigKey endpoint_keys[] = {
         { "url", parse_url, offsetof(RegistryEndpoint, url), NULL },
+        { "peer", parse_peer, offsetof(RegistryEndpoint, peer), NULL },
+        { "port", parse_port, offsetof(RegistryEndpoint, port), NULL },
+        { "scheme", parse_scheme, offsetof(RegistryEndpoint, scheme), NULL },
         { "skip_verify", parse_bool, offsetof(RegistryEndpoint, skip_verify), NULL },
-        { "ca", parse_path, offsetof(RegistryEndpoint, ca), "optional" },
+        { "ca", parse_path, offsetof(RegistryEndpoint, ca), &path_nullable },
 };
 static const ConfigTable endpoint_table = { endpoint_keys, ELEMENTSOF(endpoint_keys) };
 
@@ -1218,8 +1359,8 @@ static const ConfigTable endpoint_table = { endpoint_keys, ELEMENTSOF(endpoint_k
  * once from the node, so no realloc moves entries under parse_table(); *n counts the entries
  * started, so the caller's destructor frees a half-parsed array too. */
 static int parse_table_sequence(Ctx *ctx, const char *path, const Node *value,
-                                const ConfigTable *table, size_t elem_size, void **array,
-                                size_t *n) {
+                                const ConfigTable *table, size_t elem_size, size_t max,
+                                const char *max_name, void **array, size_t *n) {
         int r;
 
         if (node_is_null(value))
@@ -1229,6 +1370,10 @@ static int parse_table_sequence(Ctx *ctx, const char *path, const Node *value,
                 return r;
         if (value->n_items == 0)
                 return 0;
+        /* Checked before anything is allocated: the cost of every later event grows with it. */
+        if (value->n_items > max)
+                return ctx_error(ctx, value->items[max], "'%s' has more than %zu entries (%s)",
+                                 path, max, max_name);
         *array = calloc(value->n_items, elem_size);
         if (!*array)
                 return -ENOMEM;
@@ -1251,6 +1396,7 @@ static int parse_endpoints(Ctx *ctx, const char *path, const Node *key, const No
                            void *field, const void *arg) {
         Registry *reg = field;
         return parse_table_sequence(ctx, path, value, &endpoint_table, sizeof(RegistryEndpoint),
+                                    CONFIG_MAX_ENDPOINTS, "CONFIG_MAX_ENDPOINTS",
                                     (void **) &reg->endpoints, &reg->n_endpoints);
 }
 
@@ -1264,6 +1410,7 @@ static int parse_registries(Ctx *ctx, const char *path, const Node *key, const N
                             void *field, const void *arg) {
         AgentConfig *c = field;
         return parse_table_sequence(ctx, path, value, &registry_table, sizeof(Registry),
+                                    CONFIG_MAX_REGISTRIES, "CONFIG_MAX_REGISTRIES",
                                     (void **) &c->registries, &c->n_registries);
 }
 
@@ -1281,21 +1428,23 @@ static int parse_section(Ctx *ctx, const char *path, const Node *key, const Node
 }
 
 static const ConfigKey tailscale_keys[] = {
-        { "socket", parse_path, offsetof(AgentConfig, tailscale_socket), NULL },
+        { "socket", parse_path, offsetof(AgentConfig, tailscale_socket), &path_socket },
         { "require_running", parse_bool, offsetof(AgentConfig, require_running), NULL },
-        { "peer_refresh", parse_duration_key, offsetof(AgentConfig, peer_refresh_usec), NULL },
+        { "peer_refresh", parse_duration_key, offsetof(AgentConfig, peer_refresh_usec),
+          &bounds_peer_refresh },
 };
 
 static const ConfigKey k0s_keys[] = {
         { "binary", parse_path, offsetof(AgentConfig, k0s_binary), NULL },
         { "version", parse_k0s_version, offsetof(AgentConfig, k0s_version), NULL },
-        { "token_file", parse_path, offsetof(AgentConfig, k0s_token_file), NULL },
+        { "token_file", parse_path, offsetof(AgentConfig, k0s_token_file), &path_nullable },
         { "base_config", parse_path, offsetof(AgentConfig, k0s_base_config), NULL },
         { "config", parse_path, offsetof(AgentConfig, k0s_config), NULL },
         { "args", parse_strv, offsetof(AgentConfig, k0s_args), NULL },
         { "env", parse_env, offsetof(AgentConfig, k0s_env), NULL },
-        { "status_socket", parse_path, offsetof(AgentConfig, k0s_status_socket), NULL },
+        { "status_socket", parse_path, offsetof(AgentConfig, k0s_status_socket), &path_socket },
         { "ipv6", parse_bool, offsetof(AgentConfig, k0s_ipv6), NULL },
+        { "accept_address", parse_accept_address, offsetof(AgentConfig, k0s_accept_address), NULL },
 };
 
 static const ConfigKey containerd_keys[] = {
@@ -1311,31 +1460,37 @@ static const ConfigKey calico_keys[] = {
 };
 
 static const ConfigKey metrics_keys[] = {
-        { "textfile", parse_path, offsetof(AgentConfig, metrics_textfile), NULL },
+        { "textfile", parse_path, offsetof(AgentConfig, metrics_textfile), &path_nullable },
 };
 
 static const ConfigKey clock_keys[] = {
-        { "timeout", parse_duration_key, offsetof(AgentConfig, clock_timeout_usec), NULL },
+        { "wait_sync", parse_clock_wait_sync, offsetof(AgentConfig, clock_wait_sync), NULL },
+        { "timeout", parse_duration_key, offsetof(AgentConfig, clock_timeout_usec),
+          &bounds_clock_timeout },
 };
 
 static const ConfigKey failover_keys[] = {
-        { "target", parse_duration_key, offsetof(AgentConfig, failover_target_usec), NULL },
+        { "target", parse_duration_key, offsetof(AgentConfig, failover_target_usec),
+          &bounds_failover_target },
 };
 
 static const ConfigKey doctor_keys[] = {
-        { "backup_dir", parse_path, offsetof(AgentConfig, doctor_backup_dir), NULL },
+        { "backup_dir", parse_path, offsetof(AgentConfig, doctor_backup_dir), &path_nullable },
 };
 
 static const ConfigKey health_keys[] = {
-        { "interval", parse_duration_key, offsetof(AgentConfig, health_interval_usec), NULL },
-        { "timeout", parse_duration_key, offsetof(AgentConfig, health_timeout_usec), NULL },
+        { "interval", parse_duration_key, offsetof(AgentConfig, health_interval_usec),
+          &bounds_health_interval },
+        { "timeout", parse_duration_key, offsetof(AgentConfig, health_timeout_usec),
+          &bounds_health_timeout },
 };
 
 static const ConfigKey timing_keys[] = {
-        { "settle", parse_duration_key, offsetof(AgentConfig, settle_usec), NULL },
+        { "settle", parse_duration_key, offsetof(AgentConfig, settle_usec), &bounds_settle },
         { "restart_backoff", parse_restart_backoff, 0, NULL },
-        { "stable", parse_duration_key, offsetof(AgentConfig, stable_usec), NULL },
-        { "stop_timeout", parse_duration_key, offsetof(AgentConfig, stop_timeout_usec), NULL },
+        { "stable", parse_duration_key, offsetof(AgentConfig, stable_usec), &bounds_stable },
+        { "stop_timeout", parse_duration_key, offsetof(AgentConfig, stop_timeout_usec),
+          &bounds_stop_timeout },
 };
 
 static const ConfigTable tailscale_table = { tailscale_keys, ELEMENTSOF(tailscale_keys) };
@@ -1427,7 +1582,82 @@ static const Node *endpoint_node(const Node *root, size_t i, size_t j) {
         return node_item(node_get(registry_node(root, i), "endpoints"), j);
 }
 
-static int config_validate(Ctx *ctx, const AgentConfig *c, const Node *root) {
+static const Node *section_key(const Node *root, const char *section, const char *key) {
+        return node_get_key(node_get(root, section), key);
+}
+
+static const Node *section_value(const Node *root, const char *section, const char *key) {
+        return node_get(node_get(root, section), key);
+}
+
+/* Defaults that depend on other values, filled in before validation. */
+static int config_complete(AgentConfig *c, const Node *root) {
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        RegistryEndpoint *e = &c->registries[i].endpoints[j];
+
+                        /* https unless http is asked for: plain text only by choice. */
+                        if (e->peer && !e->scheme) {
+                                e->scheme = strdup("https");
+                                if (!e->scheme)
+                                        return -ENOMEM;
+                        }
+                }
+
+        /* An interval under 10s without an explicit timeout gets half the interval, so
+         * "health: {interval: 2s}" alone is valid. */
+        if (!section_key(root, "health", "timeout") && c->health_interval_usec > 0)
+                c->health_timeout_usec = MIN(c->health_timeout_usec, c->health_interval_usec / 2);
+        return 0;
+}
+
+static int validate_endpoint(Ctx *ctx, const Registry *reg, const RegistryEndpoint *e,
+                             const Node *en) {
+        const char *shown;
+        bool http;
+
+        if (!e->url && !e->peer)
+                return ctx_error(ctx, en, "endpoint of registry '%s' has neither 'url' nor 'peer'",
+                                 reg->name);
+        if (e->url && e->peer)
+                return ctx_error(ctx, node_get_key(en, "peer"),
+                                 "endpoint of registry '%s' has both 'url' and 'peer': an "
+                                 "endpoint is one or the other",
+                                 reg->name);
+        if (e->url) {
+                if (e->port > 0 || e->scheme)
+                        return ctx_error(ctx, node_get_key(en, e->port > 0 ? "port" : "scheme"),
+                                         "'%s' belongs to a 'peer:' endpoint; a 'url:' endpoint "
+                                         "carries its scheme and port in the URL",
+                                         e->port > 0 ? "port" : "scheme");
+                http = startswith(e->url, "http://");
+                shown = e->url;
+        } else {
+                if (e->port == 0)
+                        return ctx_error(ctx, en,
+                                         "peer endpoint '%s' of registry '%s' needs a 'port' "
+                                         "(1-65535)",
+                                         e->peer, reg->name);
+                http = streq(e->scheme, "http");
+                shown = e->peer;
+        }
+
+        /* containerd >= 1.6.25/1.7.7 takes any TLS setting on an http:// host as "try HTTPS
+         * first" (facts/containerd.md §1.5). */
+        if (http && e->skip_verify)
+                return ctx_error(ctx, node_get(en, "skip_verify"),
+                                 "'skip_verify: true' on the http:// endpoint '%s' makes "
+                                 "containerd try HTTPS first; drop it",
+                                 shown);
+        if (http && e->ca)
+                return ctx_error(ctx, node_get(en, "ca"),
+                                 "'ca' on the http:// endpoint '%s' makes containerd try HTTPS "
+                                 "first; drop it",
+                                 shown);
+        return 0;
+}
+
+static int validate_registries(Ctx *ctx, const AgentConfig *c, const Node *root) {
         _cleanup_free_ const char **names = NULL;
         size_t dup, first;
         int r;
@@ -1446,59 +1676,126 @@ static int config_validate(Ctx *ctx, const AgentConfig *c, const Node *root) {
                         return ctx_error(ctx, n ?: rn, "registry '%s' has no endpoints", reg->name);
                 }
                 for (size_t j = 0; j < reg->n_endpoints; j++) {
-                        const RegistryEndpoint *e = &reg->endpoints[j];
-                        const Node *en = endpoint_node(root, i, j);
-
-                        if (!e->url)
-                                return ctx_error(ctx, en, "endpoint of registry '%s' has no 'url'",
-                                                 reg->name);
-                        /* containerd >= 1.6.25/1.7.7 takes any TLS setting on an http:// host
-                         * as "try HTTPS first" (facts/containerd.md §1.5). */
-                        if (e->skip_verify && startswith(e->url, "http://"))
-                                return ctx_error(ctx, node_get(en, "skip_verify"),
-                                                 "'skip_verify: true' on the http:// endpoint "
-                                                 "'%s' makes containerd try HTTPS first; drop it",
-                                                 e->url);
-                        if (e->ca && startswith(e->url, "http://"))
-                                return ctx_error(ctx, node_get(en, "ca"),
-                                                 "'ca' on the http:// endpoint '%s' makes "
-                                                 "containerd try HTTPS first; drop it",
-                                                 e->url);
+                        r = validate_endpoint(ctx, reg, &reg->endpoints[j],
+                                              endpoint_node(root, i, j));
+                        if (r < 0)
+                                return r;
                 }
         }
 
         /* Two entries for one name would fight over one certs_dir/NAME/hosts.toml. */
-        if (c->n_registries > 1) {
-                names = calloc(c->n_registries, sizeof(char *));
-                if (!names)
-                        return -ENOMEM;
-                for (size_t i = 0; i < c->n_registries; i++)
-                        names[i] = c->registries[i].name;
-                r = find_duplicate(names, c->n_registries, &dup, &first);
-                if (r < 0)
-                        return r;
-                if (r > 0) {
-                        const Node *f = node_get(registry_node(root, first), "name");
+        if (c->n_registries < 2)
+                return 0;
+        names = calloc(c->n_registries, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_registries; i++)
+                names[i] = c->registries[i].name;
+        r = find_duplicate(names, c->n_registries, &dup, &first);
+        if (r <= 0)
+                return r;
+        const Node *f = node_get(registry_node(root, first), "name");
+        return ctx_error(ctx, node_get(registry_node(root, dup), "name"),
+                         "duplicate registry name '%s' (first at line %u)", names[dup],
+                         f ? f->line : 0);
+}
 
-                        return ctx_error(ctx, node_get(registry_node(root, dup), "name"),
-                                         "duplicate registry name '%s' (first at line %u)",
-                                         names[dup], f ? f->line : 0);
-                }
-        }
+static int validate_timing(Ctx *ctx, const AgentConfig *c, const Node *root) {
+        char a[64], b[64];
 
-        if (c->restart_backoff_min_usec > c->restart_backoff_max_usec) {
-                const Node *n = node_get(node_get(root, "timing"), "restart_backoff");
-                char a[64], b[64];
-
-                return ctx_error(ctx, n, "'timing.restart_backoff': min %s is larger than max %s",
+        if (c->restart_backoff_min_usec > c->restart_backoff_max_usec)
+                return ctx_error(ctx, section_value(root, "timing", "restart_backoff"),
+                                 "'timing.restart_backoff': min %s is larger than max %s",
                                  format_duration(a, sizeof(a), c->restart_backoff_min_usec),
                                  format_duration(b, sizeof(b), c->restart_backoff_max_usec));
-        }
-        if (c->health_timeout_usec == 0) {
-                const Node *n = node_get(node_get(root, "health"), "timeout");
-                return ctx_error(ctx, n, "'health.timeout' must be greater than 0");
+        /* A probe that may take as long as the interval would overlap the next one. */
+        if (c->health_interval_usec > 0 && c->health_timeout_usec >= c->health_interval_usec) {
+                const Node *n = section_value(root, "health", "timeout")
+                        ?: section_value(root, "health", "interval");
+                return ctx_error(ctx, n,
+                                 "'health.timeout' (%s) must be shorter than 'health.interval' "
+                                 "(%s)",
+                                 format_duration(a, sizeof(a), c->health_timeout_usec),
+                                 format_duration(b, sizeof(b), c->health_interval_usec));
         }
         return 0;
+}
+
+/* Flags of k0s.args the agent sets itself: given here they would silently undo it (k0s takes
+ * the last --config, and a second --token-file or role flag changes what joins how). */
+static const struct {
+        const char *flag;
+        const char *fix;
+} agent_flags[] = {
+        { "--config",
+          "the agent passes --config=<k0s.config> to controller roles; put your "
+          "settings into 'k0s.base_config'" },
+        { "--token-file",
+          "the agent passes --token-file=<k0s.token_file>; set "
+          "'k0s.token_file' instead" },
+        { "--enable-worker", "the role says that: use 'role: controller+worker'" },
+        { "--single", "the role says that: use 'role: single'" },
+};
+
+/* The flag of agent_flags that arg sets (--x, --x=v; -c, -cV, -c=V for --config), or NULL. */
+static const char *arg_agent_flag(const char *arg, const char **ret_fix) {
+        for (size_t i = 0; i < ELEMENTSOF(agent_flags); i++) {
+                size_t n = strlen(agent_flags[i].flag);
+
+                if (strncmp(arg, agent_flags[i].flag, n) == 0 && (arg[n] == 0 || arg[n] == '=')) {
+                        *ret_fix = agent_flags[i].fix;
+                        return agent_flags[i].flag;
+                }
+        }
+        /* k0s's only one-letter flag starting with c is -c, --config (pflag: -c v, -cv, -c=v). */
+        if (startswith(arg, "-c")) {
+                *ret_fix = agent_flags[0].fix;
+                return "-c";
+        }
+        return NULL;
+}
+
+static bool env_has(char *const *env, const char *name) {
+        size_t n = strlen(name);
+
+        for (; env && *env; env++)
+                if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+                        return true;
+        return false;
+}
+
+static int validate_k0s(Ctx *ctx, const AgentConfig *c, const Node *root) {
+        const Node *args = section_value(root, "k0s", "args");
+
+        for (size_t i = 0; c->k0s_args[i]; i++) {
+                const char *flag, *fix;
+
+                flag = arg_agent_flag(c->k0s_args[i], &fix);
+                if (flag)
+                        return ctx_error(ctx, node_item(args, i) ?: args,
+                                         "'k0s.args[%zu]' sets %s, which would undo the agent: %s",
+                                         i, flag, fix);
+        }
+
+        /* k0s reads K0S_TOKEN when no token file is given; both at once is ambiguous. */
+        if (c->k0s_token_file && env_has(c->k0s_env, "K0S_TOKEN"))
+                return ctx_error(ctx, node_get_key(section_value(root, "k0s", "env"), "K0S_TOKEN"),
+                                 "'k0s.env.K0S_TOKEN' together with the token file '%s': use one; "
+                                 "for K0S_TOKEN alone set 'k0s.token_file: \"\"'",
+                                 c->k0s_token_file);
+        return 0;
+}
+
+static int config_validate(Ctx *ctx, const AgentConfig *c, const Node *root) {
+        int r;
+
+        r = validate_registries(ctx, c, root);
+        if (r < 0)
+                return r;
+        r = validate_timing(ctx, c, root);
+        if (r < 0)
+                return r;
+        return validate_k0s(ctx, c, root);
 }
 
 /* ---- entry points ------------------------------------------------------------------------ */
@@ -1596,6 +1893,9 @@ int config_parse(FILE *f, const char *filename, AgentConfig **ret, char **ret_er
                 if (r < 0)
                         goto finish;
         }
+        r = config_complete(c, root);
+        if (r < 0)
+                return r;
         r = config_validate(&ctx, c, root);
         if (r < 0)
                 goto finish;
@@ -1615,17 +1915,222 @@ static void fclose_nullp(FILE **f) {
                 (void) fclose(*f);
 }
 
-int config_load(const char *path, AgentConfig **ret, char **ret_error) {
+int config_check_owner(const struct stat *st, const char *path, char **ret_error) {
+        _cleanup_free_ char *owner = NULL;
+        const char *writable = NULL;
+
+        if (!st || !path)
+                return -EINVAL;
+        if (st->st_uid != 0) {
+                owner = strdup_printf("owned by uid %u, not root", (unsigned) st->st_uid);
+                if (!owner)
+                        return -ENOMEM;
+        }
+        if ((st->st_mode & (S_IWGRP | S_IWOTH)) == (S_IWGRP | S_IWOTH))
+                writable = "group- and world-writable";
+        else if (st->st_mode & S_IWGRP)
+                writable = "group-writable";
+        else if (st->st_mode & S_IWOTH)
+                writable = "world-writable";
+        if (!owner && !writable)
+                return 0;
+        if (ret_error) {
+                *ret_error = strdup_printf("%s: refusing a config file that is %s%s%s: it names "
+                                           "programs the agent runs as root; fix: chown root:root "
+                                           "%s; chmod go-w %s",
+                                           path, owner ?: "", owner && writable ? " and " : "",
+                                           writable ?: "", path, path);
+                if (!*ret_error)
+                        return -ENOMEM;
+        }
+        return -EPERM;
+}
+
+int config_load_full(const char *path, ConfigLoadFlags flags, AgentConfig **ret, char **ret_error) {
         _cleanup_(fclose_nullp) FILE *f = NULL;
+        struct stat st;
+        int r;
 
         if (!path || !ret)
                 return -EINVAL;
         f = fopen(path, "re");
         if (!f) {
-                int r = -errno;
+                r = -errno;
                 if (ret_error)
                         *ret_error = strdup_printf("%s: %s", path, strerror(-r));
                 return r;
         }
+        if (flags & CONFIG_LOAD_STRICT_OWNER) {
+                /* fstat of what was opened: no window between the check and the read. */
+                if (fstat(fileno(f), &st) < 0) {
+                        r = -errno;
+                        if (ret_error)
+                                *ret_error = strdup_printf("%s: %s", path, strerror(-r));
+                        return r;
+                }
+                r = config_check_owner(&st, path, ret_error);
+                if (r < 0)
+                        return r;
+        }
         return config_parse(f, path, ret, ret_error);
+}
+
+int config_load(const char *path, AgentConfig **ret, char **ret_error) {
+        return config_load_full(path, geteuid() == 0 ? CONFIG_LOAD_STRICT_OWNER : 0, ret,
+                                ret_error);
+}
+
+/* ---- lint: valid, but probably not what was meant --------------------------------------- */
+
+static int lint_add(char ***l, const AgentConfig *c, const char *fmt, ...) _printf_(3, 4);
+
+static int lint_add(char ***l, const AgentConfig *c, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        char *line;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        line = strdup_printf("%s: %s", c->path ?: "<config>", msg);
+        if (!line)
+                return -ENOMEM;
+        r = strv_push(l, line);
+        if (r < 0)
+                free(line);
+        return r;
+}
+
+/* 1 if the k0s config in data sets spec.network.dualStack.enabled: true, 0 if not, -EINVAL if it
+ * is not YAML this parser reads (aliases included). */
+static int k0s_config_is_dual_stack(const char *data, size_t size) {
+        _cleanup_(node_freep) Node *root = NULL;
+        Ctx ctx = { .filename = "", .data = (const unsigned char *) data, .size = size };
+        const Node *n;
+        bool b;
+        int r;
+
+        if (!yaml_parser_initialize(&ctx.parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&ctx.parser, (const unsigned char *) data, size);
+        r = ctx_load(&ctx, &root);
+        yaml_parser_delete(&ctx.parser);
+        free(ctx.error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        n = node_get(node_get(node_get(node_get(root, "spec"), "network"), "dualStack"), "enabled");
+        return n && n->type == NODE_SCALAR && bool_from_string(n->value, &b) >= 0 && b;
+}
+
+static int lint_ipv6(const AgentConfig *c, char ***l) {
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int r;
+
+        if (!c->k0s_ipv6)
+                return 0;
+        /* Workers usually have no base config: the cluster's is on the controllers. */
+        r = read_file_full(c->k0s_base_config, CONFIG_MAX_SIZE, &data, &size);
+        if (r == -ENOENT && !k0s_role_is_controller(c->role))
+                return 0;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return lint_add(l, c,
+                                "k0s.ipv6: true, but the base config '%s' cannot be read (%s) to "
+                                "check that it enables dual stack",
+                                c->k0s_base_config, strerror(-r));
+        r = k0s_config_is_dual_stack(data, size);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return lint_add(l, c,
+                                "k0s.ipv6: true, but the base config '%s' is not YAML this check "
+                                "reads; make sure it sets spec.network.dualStack.enabled: true",
+                                c->k0s_base_config);
+        if (r == 0)
+                return lint_add(l, c,
+                                "k0s.ipv6: true, but the base config '%s' does not set "
+                                "spec.network.dualStack.enabled: true; kubelet gets two node "
+                                "addresses on a single-stack cluster",
+                                c->k0s_base_config);
+        return 0;
+}
+
+static int lint_registries(const AgentConfig *c, char ***l) {
+        int r;
+
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
+
+                        if (!e->skip_verify)
+                                continue;
+                        r = lint_add(l, c,
+                                     "registries[%zu].endpoints[%zu]: skip_verify: true turns off "
+                                     "TLS verification for '%s'; prefer 'ca:'",
+                                     i, j, e->url ?: e->peer);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+static int lint_k0s(const AgentConfig *c, char ***l) {
+        int r = 0;
+
+        if (access(c->k0s_binary, X_OK) < 0)
+                r = lint_add(l, c, "k0s.binary: '%s' is not an executable file (%s)", c->k0s_binary,
+                             strerror(errno));
+        if (r < 0)
+                return r;
+
+        if (c->role == K0S_ROLE_WORKER && !env_has(c->k0s_env, "K0S_TOKEN")) {
+                if (!c->k0s_token_file)
+                        r = lint_add(l, c,
+                                     "k0s.token_file is empty and k0s.env has no K0S_TOKEN: a "
+                                     "worker that has not joined yet cannot join");
+                else if (access(c->k0s_token_file, F_OK) < 0 && errno == ENOENT)
+                        r = lint_add(l, c,
+                                     "k0s.token_file: '%s' does not exist; the agent does not "
+                                     "start a worker's k0s until it does",
+                                     c->k0s_token_file);
+                if (r < 0)
+                        return r;
+        }
+
+        if (c->k0s_accept_address) {
+                if (!k0s_role_is_controller(c->role))
+                        return lint_add(l, c, "k0s.accept_address has no effect for role %s",
+                                        k0s_role_to_string(c->role));
+                return lint_add(l, c,
+                                "k0s.accept_address: %s is set; remove it once the etcd member "
+                                "has moved, or a later address change to it is accepted "
+                                "without asking",
+                                c->k0s_accept_address);
+        }
+        return 0;
+}
+
+int config_lint(const AgentConfig *c, char ***ret_warnings) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        if (!c || !ret_warnings)
+                return -EINVAL;
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        r = lint_ipv6(c, &l);
+        if (r >= 0)
+                r = lint_registries(c, &l);
+        if (r >= 0)
+                r = lint_k0s(c, &l);
+        if (r < 0)
+                return r;
+        *ret_warnings = TAKE_PTR(l);
+        return 0;
 }

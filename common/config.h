@@ -135,8 +135,23 @@ int config_new_default(AgentConfig **ret);
  * non-NULL, a malloc'd "FILE:LINE:COLUMN: message". */
 int config_parse(FILE *f, const char *filename, AgentConfig **ret, char **ret_error);
 
-/* Open path and config_parse() it. A missing/unreadable file is "PATH: strerror" in ret_error. */
+typedef enum ConfigLoadFlags {
+        /* Refuse a file not owned by root or writable by group or others (sshd's StrictModes):
+         * the file names programs the agent runs as root. */
+        CONFIG_LOAD_STRICT_OWNER = 1 << 0,
+} ConfigLoadFlags;
+
+/* Open path and config_parse() it. A missing/unreadable file is "PATH: strerror" in ret_error;
+ * with CONFIG_LOAD_STRICT_OWNER a file that fails config_check_owner() is -EPERM. */
+int config_load_full(const char *path, ConfigLoadFlags flags, AgentConfig **ret, char **ret_error);
+
+/* config_load_full() with CONFIG_LOAD_STRICT_OWNER exactly when running as root (euid 0). */
 int config_load(const char *path, AgentConfig **ret, char **ret_error);
+
+/* The ownership rule of CONFIG_LOAD_STRICT_OWNER on a stat of the file: 0 if owned by root and
+ * not group- or world-writable, else -EPERM and "PATH: reason ... fix" in ret_error. */
+struct stat;
+int config_check_owner(const struct stat *st, const char *path, char **ret_error);
 
 AgentConfig *config_free(AgentConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AgentConfig *, config_free);
@@ -150,6 +165,11 @@ const char *format_duration(char *buf, size_t n, uint64_t usec);
  * or "[IPv6]"; port 1-65535; total <= 253 bytes. Anything that could leave certs_dir is refused. */
 bool registry_name_is_valid(const char *name);
 
-/* A helper other modules use to copy a Registry (deep). */
-int registry_copy(const Registry *src, Registry *dst);
+/* Frees what r holds and empties it. */
 void registry_done(Registry *r);
+
+/* Warnings about a config that is valid but probably not what the operator meant (k0s.ipv6
+ * without dual stack in the base config, ...), as "FILE: key: message" lines, read from the
+ * files the config names (the base config with a size cap). *ret_warnings is a NULL-terminated
+ * vector, empty when all is well. Returns 0 or -ENOMEM. */
+int config_lint(const AgentConfig *c, char ***ret_warnings);

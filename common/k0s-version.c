@@ -136,6 +136,16 @@ int k0s_version_parse(const char *s, K0sVersion *ret) {
         return 0;
 }
 
+bool k0s_version_at_least(const K0sVersion *v, unsigned major, unsigned minor, unsigned patch) {
+        if (!v)
+                return false;
+        if (v->major != major)
+                return v->major > major;
+        if (v->minor != minor)
+                return v->minor > minor;
+        return v->patch >= patch;
+}
+
 ContainerdFormat k0s_version_containerd_format(const K0sVersion *v) {
         /* k0s 1.36.1 moved to containerd 2.x and rejects version = 2 drop-ins in its pre-flight
          * check; everything before bundles containerd 1.7 (facts/k0s.md §4). */

@@ -20,6 +20,7 @@ int render_containerd_dropin(ContainerdFormat fmt, const char *certs_dir, char *
 
 /* hosts.toml for one registry: server = first endpoint, one [host."URL"] table per endpoint in
  * the given order, capabilities = ["pull", "resolve"], skip_verify only for https, ca if set.
+ * Every endpoint needs its url: peer: endpoints are resolved (and ordered) by reconcile first.
  * `order` (may be NULL) is a permutation of endpoint indexes to use instead of file order. */
 int render_hosts_toml(const Registry *r, const size_t *order, char **ret);
 

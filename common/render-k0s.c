@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The generated k0s.yaml for controller roles: the user's base ClusterConfig (untrusted bytes)
- * with the keys the agent owns set to the tailnet facts. Keys the agent does not own are kept in
- * order; comments are not. Reading and writing files, and deciding when k0s restarts, are the
- * agent's.
+ * with the keys the agent owns set to the tailnet facts, and the failover profile arithmetic.
+ * Keys the agent does not own are kept in order; comments are not. Reading and writing files,
+ * and deciding when k0s restarts, are the agent's.
  */
 
 #include <arpa/inet.h>
@@ -29,7 +29,9 @@ typedef struct Renderer {
         bool have_doc;
         const char *path; /* for messages */
         char *error;
-        char *warning;
+        char **warnings;
+        bool etcd_member;
+        const AgentConfig *cfg;
 } Renderer;
 
 /* The emitter's output; libyaml's write handler can only say "failed", so OOM is remembered. */
@@ -84,6 +86,23 @@ _printf_(3, 4) static int fail_file(Renderer *r, int error, const char *fmt, ...
 }
 
 #define fail_mark(r, mark, ...) fail_at((r), (mark).line + 1, (mark).column + 1, __VA_ARGS__)
+
+/* Appends one warning line; -ENOMEM if that fails. */
+_printf_(2, 3) static int add_warning(Renderer *r, const char *fmt, ...) {
+        char *w = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&w, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        k = strv_push(&r->warnings, w);
+        if (k < 0)
+                free(w);
+        return k;
+}
 
 static yaml_node_t *node_get(Renderer *r, int id) {
         return yaml_document_get_node(&r->doc, id);
@@ -558,6 +577,11 @@ static int pin_api(Renderer *r, int spec, const K0sFacts *facts) {
         k = sequence_append_unique(r, sans, facts->ipv4, "spec.api.sans");
         if (k < 0)
                 return k;
+        if (facts->ipv6) {
+                k = sequence_append_unique(r, sans, facts->ipv6, "spec.api.sans");
+                if (k < 0)
+                        return k;
+        }
         if (!isempty(facts->dns_name))
                 return sequence_append_unique(r, sans, facts->dns_name, "spec.api.sans");
         return 0;
@@ -565,7 +589,7 @@ static int pin_api(Renderer *r, int spec, const K0sFacts *facts) {
 
 static int pin_storage(Renderer *r, int spec, const AgentConfig *cfg, const K0sFacts *facts) {
         const yaml_node_t *type;
-        int storage, etcd, k;
+        int storage, etcd, external, k;
         bool is_etcd;
 
         k = mapping_child(r, spec, "storage", "spec", YAML_MAPPING_NODE, false, &storage);
@@ -577,7 +601,8 @@ static int pin_storage(Renderer *r, int spec, const AgentConfig *cfg, const K0sF
                 if (k < 0)
                         return k;
         }
-        /* Without a type k0s uses etcd, except `--single`, which defaults to kine. */
+        /* Without a type k0s uses etcd, except `--single`, which defaults to kine
+         * (pkg/config/cfgvars.go NodeConfig, DefaultStorageType). */
         if (type)
                 is_etcd = scalar_is(type, "etcd");
         else
@@ -591,13 +616,54 @@ static int pin_storage(Renderer *r, int spec, const AgentConfig *cfg, const K0sF
         k = mapping_child(r, storage, "etcd", "spec.storage", YAML_MAPPING_NODE, true, &etcd);
         if (k < 0)
                 return k;
+        /* An external etcd has no member on this node (`k0s etcd` refuses it, cmd/etcd/etcd.go). */
+        k = mapping_get(r, etcd, "externalCluster", "spec.storage.etcd", &external);
+        if (k < 0)
+                return k;
+        r->etcd_member = external == 0;
         return mapping_set_string(r, etcd, "peerAddress", "spec.storage.etcd", facts->ipv4, false);
+}
+
+/* envVars is map[string]string: quoted, or YAML would read 0xff00ff00 as a number. */
+static int pin_calico_env(Renderer *r, int calico, const AgentConfig *cfg, const char *method) {
+        static const char where[] = "spec.network.calico.envVars";
+        size_t index;
+        int env, k;
+
+        if (isempty(cfg->calico_mark_mask) && isempty(cfg->calico_nftables_mark_mask))
+                return 0;
+        k = mapping_child(r, calico, "envVars", "spec.network.calico", YAML_MAPPING_NODE, true,
+                          &env);
+        if (k < 0)
+                return k;
+        if (!isempty(cfg->calico_mark_mask)) {
+                k = mapping_set_string(r, env, "FELIX_IPTABLESMARKMASK", where,
+                                       cfg->calico_mark_mask, true);
+                if (k < 0)
+                        return k;
+        }
+        /* Felix in nftables mode (kube-proxy nftables) reads its own mask, whose default
+         * 0xffff0000 overlaps tailscale's 0xff0000 (facts/k0s.md, Calico mark masks). */
+        if (!isempty(cfg->calico_nftables_mark_mask)) {
+                k = mapping_set_string(r, env, "FELIX_NFTABLESMARKMASK", where,
+                                       cfg->calico_nftables_mark_mask, true);
+                if (k < 0)
+                        return k;
+        }
+
+        /* envVars come after k0s's own env in the DaemonSet, so a base that sets the variable
+         * there would win over ipAutodetectionMethod: make it say the same. */
+        k = mapping_find(r, env, "IP_AUTODETECTION_METHOD", where, &index);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
+                return k;
+        return mapping_set_string(r, env, "IP_AUTODETECTION_METHOD", where, method, true);
 }
 
 static int pin_calico(Renderer *r, int network, const AgentConfig *cfg) {
         _cleanup_free_ char *method = NULL;
-        int calico, env, k;
-        size_t index;
+        int calico, k;
 
         k = mapping_child(r, network, "calico", "spec.network", YAML_MAPPING_NODE, true, &calico);
         if (k < 0)
@@ -622,93 +688,137 @@ static int pin_calico(Renderer *r, int network, const AgentConfig *cfg) {
                 if (k < 0)
                         return k;
         }
+        return pin_calico_env(r, calico, cfg, method);
+}
 
-        if (isempty(cfg->calico_mark_mask))
-                return 0;
-        k = mapping_child(r, calico, "envVars", "spec.network.calico", YAML_MAPPING_NODE, true,
-                          &env);
-        if (k < 0)
-                return k;
-        /* envVars is map[string]string: quoted, or YAML would read 0xff00ff00 as a number. */
-        k = mapping_set_string(r, env, "FELIX_IPTABLESMARKMASK", "spec.network.calico.envVars",
-                               cfg->calico_mark_mask, true);
-        if (k < 0)
-                return k;
+/* The node-local load balancer is independent of the CNI: pin its type whatever the provider. */
+static int pin_nllb(Renderer *r, int network) {
+        static const char where[] = "spec.network.nodeLocalLoadBalancing";
+        const yaml_node_t *type;
+        int nllb, id, k;
 
-        /* envVars come after k0s's own env in the DaemonSet, so a base that sets the variable
-         * there would win over ipAutodetectionMethod: make it say the same. */
-        k = mapping_find(r, env, "IP_AUTODETECTION_METHOD", "spec.network.calico.envVars", &index);
-        if (k == -ENOENT)
-                return 0;
+        k = mapping_child(r, network, "nodeLocalLoadBalancing", "spec.network", YAML_MAPPING_NODE,
+                          false, &nllb);
+        if (k < 0 || nllb == 0)
+                return k;
+        k = mapping_get(r, nllb, "enabled", where, &id);
         if (k < 0)
                 return k;
-        return mapping_set_string(r, env, "IP_AUTODETECTION_METHOD", "spec.network.calico.envVars",
-                                  method, true);
+        k = mapping_get_string(r, nllb, "type", where, &type);
+        if (k < 0)
+                return k;
+        if (id != 0 && node_is_true(node_get(r, id)) && !type)
+                return mapping_set_string(r, nllb, "type", where, "EnvoyProxy", false);
+        return 0;
 }
 
 static int pin_network(Renderer *r, int spec, const AgentConfig *cfg) {
-        const yaml_node_t *provider, *enabled;
-        int network, nllb, k;
+        const yaml_node_t *provider;
+        int network, k;
 
         k = mapping_child(r, spec, "network", "spec", YAML_MAPPING_NODE, true, &network);
         if (k < 0)
                 return k;
-
-        /* The node-local load balancer is independent of the CNI: pin its type whatever the
-         * provider. */
-        k = mapping_child(r, network, "nodeLocalLoadBalancing", "spec.network", YAML_MAPPING_NODE,
-                          false, &nllb);
+        k = pin_nllb(r, network);
         if (k < 0)
                 return k;
-        if (nllb != 0) {
-                const yaml_node_t *type;
-                int id;
-
-                k = mapping_get(r, nllb, "enabled", "spec.network.nodeLocalLoadBalancing", &id);
-                if (k < 0)
-                        return k;
-                enabled = id != 0 ? node_get(r, id) : NULL;
-                k = mapping_get_string(r, nllb, "type", "spec.network.nodeLocalLoadBalancing",
-                                       &type);
-                if (k < 0)
-                        return k;
-                if (enabled && node_is_true(enabled) && !type) {
-                        k = mapping_set_string(r, nllb, "type",
-                                               "spec.network.nodeLocalLoadBalancing", "EnvoyProxy",
-                                               false);
-                        if (k < 0)
-                                return k;
-                }
-        }
 
         k = mapping_get_string(r, network, "provider", "spec.network", &provider);
         if (k < 0)
                 return k;
-        if (!provider) {
-                k = mapping_set_string(r, network, "provider", "spec.network", "calico", false);
-                if (k < 0)
-                        return k;
-                return pin_calico(r, network, cfg);
-        }
-        if (scalar_is(provider, "calico"))
+        if (provider && scalar_is(provider, "calico"))
                 return pin_calico(r, network, cfg);
 
-        if (scalar_is(provider, "kuberouter"))
-                r->warning = strdup_printf(
-                        "%s: spec.network.provider is kuberouter, which cannot be pinned to %s; "
-                        "only the node IP (spec.api.address, --node-ip) decides its interface",
-                        r->path, cfg->interface);
-        else if (scalar_is(provider, "custom"))
-                r->warning = strdup_printf(
-                        "%s: spec.network.provider is custom; the agent cannot pin a custom CNI "
-                        "to %s, configure its interface yourself",
-                        r->path, cfg->interface);
-        else
-                r->warning = strdup_printf(
-                        "%s: spec.network.provider is not calico, kuberouter or custom; left "
-                        "alone, and k0s will refuse it",
-                        r->path);
-        return r->warning ? 0 : -ENOMEM;
+        /* The provider is never written: k0s's default is kube-router (DefaultNetwork() and
+         * Network.UnmarshalJSON in pkg/apis/k0s/v1beta1/network.go), and k0s refuses to switch the
+         * CNI of an installed cluster (pkg/component/controller/calico.go), so writing calico
+         * would change nothing on an existing cluster and surprise a new one. */
+        if (!provider || scalar_is(provider, "kuberouter"))
+                return add_warning(
+                        r,
+                        "%s: spec.network.provider is %s, and kube-router cannot be pinned to an "
+                        "interface (it follows the node IP, --node-ip, which the agent pins to "
+                        "%s); to pin the CNI to %s set spec.network.provider: calico in %s before "
+                        "the cluster is installed (k0s cannot change the CNI of an installed "
+                        "cluster)",
+                        r->path, provider ? "kuberouter" : "not set (k0s's default: kuberouter)",
+                        cfg->interface, cfg->interface, r->path);
+        if (scalar_is(provider, "custom"))
+                return add_warning(r,
+                                   "%s: spec.network.provider is custom; the agent cannot pin a "
+                                   "custom CNI to %s, configure its interface yourself",
+                                   r->path, cfg->interface);
+        return add_warning(r,
+                           "%s: spec.network.provider is not calico, kuberouter or custom; left "
+                           "alone, and k0s will refuse it",
+                           r->path);
+}
+
+/* True when one of k0s.args sets `flag` inside --kube-controller-manager-extra-args, which k0s
+ * merges before spec.controllerManager.extraArgs (pkg/component/controller/controllermanager.go):
+ * the user's value must win there too. */
+static bool args_set_controller_manager_flag(const AgentConfig *cfg, const char *flag) {
+        for (char **a = cfg->k0s_args; a && *a; a++)
+                if (startswith(*a, "--kube-controller-manager-extra-args") && strstr(*a, flag))
+                        return true;
+        return false;
+}
+
+/* spec.<section>.extraArgs.<key> = value, unless the user set it: theirs wins, with a warning. */
+static int set_extra_arg(Renderer *r, int parent, const char *section, const char *key,
+                         unsigned value, bool user_set) {
+        _cleanup_free_ char *where = strdup_printf("spec.%s", section);
+        _cleanup_free_ char *where_args = strdup_printf("spec.%s.extraArgs", section);
+        char buf[sizeof(unsigned) * 3 + 2];
+        size_t index;
+        int extra, k;
+
+        if (!where || !where_args)
+                return -ENOMEM;
+        k = mapping_child(r, parent, "extraArgs", where, YAML_MAPPING_NODE, !user_set, &extra);
+        if (k < 0)
+                return k;
+        /* Durations for the controller manager, plain seconds for the API server's flags. */
+        (void) snprintf(buf, sizeof(buf), streq(section, "api") ? "%u" : "%us", value);
+        if (!user_set && extra != 0) {
+                k = mapping_find(r, extra, key, where_args, &index);
+                if (k < 0 && k != -ENOENT)
+                        return k;
+                /* The same value (a render fed back, or the user agreeing) says nothing. */
+                if (k >= 0 &&
+                    scalar_is(
+                            node_get(r, node_get(r, extra)->data.mapping.pairs.start[index].value),
+                            buf))
+                        return 0;
+                user_set = k >= 0;
+        }
+        if (user_set)
+                return add_warning(r,
+                                   "%s: %s.%s is set by the user and wins over failover.target "
+                                   "(which asks for %s); the target may not be met",
+                                   r->path, where_args, key, buf);
+        return mapping_set_string(r, extra, key, where_args, buf, true);
+}
+
+static int pin_failover(Renderer *r, int spec, const FailoverProfile *fp) {
+        int api, cm, k;
+
+        k = mapping_child(r, spec, "api", "spec", YAML_MAPPING_NODE, true, &api);
+        if (k < 0)
+                return k;
+        k = set_extra_arg(r, api, "api", "default-not-ready-toleration-seconds", fp->toleration_sec,
+                          false);
+        if (k < 0)
+                return k;
+        k = set_extra_arg(r, api, "api", "default-unreachable-toleration-seconds",
+                          fp->toleration_sec, false);
+        if (k < 0)
+                return k;
+        k = mapping_child(r, spec, "controllerManager", "spec", YAML_MAPPING_NODE, true, &cm);
+        if (k < 0)
+                return k;
+        return set_extra_arg(r, cm, "controllerManager", "node-monitor-grace-period", fp->grace_sec,
+                             args_set_controller_manager_flag(r->cfg, "node-monitor-grace-period"));
 }
 
 static int apply_facts(Renderer *r, const AgentConfig *cfg, const K0sFacts *facts) {
@@ -723,7 +833,10 @@ static int apply_facts(Renderer *r, const AgentConfig *cfg, const K0sFacts *fact
         k = pin_storage(r, spec, cfg, facts);
         if (k < 0)
                 return k;
-        return pin_network(r, spec, cfg);
+        k = pin_network(r, spec, cfg);
+        if (k < 0)
+                return k;
+        return facts->failover ? pin_failover(r, spec, facts->failover) : 0;
 }
 
 /* The header names the file it came from; control characters in a path must not end the
@@ -778,60 +891,78 @@ static int emit(Renderer *r, Buf *b, bool *consumed) {
         return k;
 }
 
+/* r->doc from the base (or the minimal config for none, "---" alone or "~"). On success and on
+ * failure *initialized says whether r->doc must be deleted. */
+static int load_document(Renderer *r, const char *base, size_t base_len, bool *initialized) {
+        yaml_node_t *root;
+        int k;
+
+        if (!yaml_document_initialize(&r->doc, NULL, NULL, NULL, 1, 1))
+                return -ENOMEM;
+        *initialized = true;
+        if (base) {
+                k = load_base(r, base, base_len);
+                if (k < 0)
+                        return k;
+        }
+
+        root = yaml_document_get_root_node(&r->doc);
+        if (root && node_is_null(root)) {
+                /* "---" alone, or "~": no settings, like an empty file. */
+                yaml_document_delete(&r->doc);
+                *initialized = false;
+                if (!yaml_document_initialize(&r->doc, NULL, NULL, NULL, 1, 1))
+                        return -ENOMEM;
+                *initialized = true;
+                root = NULL;
+        }
+        if (!root)
+                return make_minimal(r);
+        if (root->type != YAML_MAPPING_NODE)
+                return fail_mark(r, root->start_mark, "the document must be a mapping");
+        return 0;
+}
+
+static int check_facts(Renderer *r, const K0sFacts *facts) {
+        struct in6_addr a6;
+
+        if (!facts->ipv4 || !string_is_ipv4(facts->ipv4))
+                return fail_file(r, -EINVAL, "tailnet address '%s' is not an IPv4 address",
+                                 facts->ipv4 ?: "(null)");
+        if (facts->ipv6 && inet_pton(AF_INET6, facts->ipv6, &a6) != 1)
+                return fail_file(r, -EINVAL, "tailnet address '%s' is not an IPv6 address",
+                                 facts->ipv6);
+        return 0;
+}
+
+void k0s_render_notes_done(K0sRenderNotes *n) {
+        if (!n)
+                return;
+        n->warnings = strv_free(n->warnings);
+        n->etcd_member = false;
+}
+
 int render_k0s_config(const char *base, size_t base_len, const char *base_path,
                       const AgentConfig *cfg, const K0sFacts *facts, char **ret_yaml,
-                      char **ret_warning, char **ret_error) {
-        Renderer r = { .path = base_path ?: "k0s.yaml" };
+                      K0sRenderNotes *ret_notes, char **ret_error) {
+        Renderer r = { .path = base_path ?: "k0s.yaml", .cfg = cfg };
         Buf out = {};
         bool doc_initialized = false, consumed;
-        yaml_node_t *root;
         int k;
 
         if (!cfg || !facts || !ret_yaml || isempty(cfg->interface))
                 return -EINVAL;
-        if (!facts->ipv4 || !string_is_ipv4(facts->ipv4)) {
-                k = fail_file(&r, -EINVAL, "tailnet address '%s' is not an IPv4 address",
-                              facts->ipv4 ?: "(null)");
+        k = check_facts(&r, facts);
+        if (k < 0)
                 goto finish;
-        }
         if (base && base_len > RENDER_K0S_MAX_BASE_SIZE) {
                 k = fail_file(&r, -EFBIG, "larger than %u bytes", RENDER_K0S_MAX_BASE_SIZE);
                 goto finish;
         }
 
-        if (!yaml_document_initialize(&r.doc, NULL, NULL, NULL, 1, 1)) {
-                k = -ENOMEM;
+        k = load_document(&r, base, base_len, &doc_initialized);
+        if (k < 0)
                 goto finish;
-        }
-        doc_initialized = true;
-
-        if (base) {
-                k = load_base(&r, base, base_len);
-                if (k < 0)
-                        goto finish;
-        }
-
-        root = yaml_document_get_root_node(&r.doc);
-        if (root && node_is_null(root)) {
-                /* "---" alone, or "~": no settings, like an empty file. */
-                yaml_document_delete(&r.doc);
-                doc_initialized = false;
-                if (!yaml_document_initialize(&r.doc, NULL, NULL, NULL, 1, 1)) {
-                        k = -ENOMEM;
-                        goto finish;
-                }
-                doc_initialized = true;
-                root = NULL;
-        }
-        if (!root) {
-                k = make_minimal(&r);
-                if (k < 0)
-                        goto finish;
-        } else if (root->type != YAML_MAPPING_NODE) {
-                k = fail_mark(&r, root->start_mark, "the document must be a mapping");
-                goto finish;
-        }
-
         k = apply_facts(&r, cfg, facts);
         if (k < 0)
                 goto finish;
@@ -846,8 +977,9 @@ int render_k0s_config(const char *base, size_t base_len, const char *base_path,
                 goto finish;
 
         *ret_yaml = TAKE_PTR(out.sb.s);
-        if (ret_warning)
-                *ret_warning = TAKE_PTR(r.warning);
+        if (ret_notes)
+                *ret_notes = (K0sRenderNotes){ .warnings = TAKE_PTR(r.warnings),
+                                               .etcd_member = r.etcd_member };
         k = 0;
 
 finish:
@@ -857,6 +989,49 @@ finish:
                 *ret_error = TAKE_PTR(r.error);
         strbuf_done(&out.sb);
         free(r.error);
-        free(r.warning);
+        strv_free(r.warnings);
         return k;
+}
+
+/*
+ * failover.target T -> Kubernetes timings (whole seconds). From "site dies" to "pods deleted":
+ *   the node controller notices within G (node-monitor-grace-period) of the last heartbeat plus
+ *   one P (node-monitor-period, 5 s, kept), taints the node unreachable:NoExecute, and the taint
+ *   eviction controller deletes pods E (default-unreachable-toleration-seconds) later; the
+ *   ReplicaSet controller recreates them within about a second. So G + P + E <= T.
+ * The heartbeat the node controller sees is kubelet's node Lease, renewed every
+ *   nodeLeaseDurationSeconds / 4 = 10 s (kubelet defaults; k0s's kubelet config file sets
+ *   neither, pkg/component/worker/kubelet.go, and a --node-status-update-frequency flag does not
+ *   change the status report frequency once the config file is defaulted). G >= 4 x 10 s keeps a
+ *   node on a lossy link from flapping: four renewals in a row must fail. G grows with T up to
+ *   50 s, Kubernetes' own default since 1.32. E = not-ready = unreachable toleration, at least
+ *   5 s (a kubelet or containerd restart that reports NotReady for a moment keeps its pods), and
+ *   G + 2 E <= T as well, so even the sum of all three flags stays within the target.
+ * The kubelet's node-status-update-frequency U = G / 4 (2..10 s): a node's own NotReady is
+ *   posted within a quarter of the grace period.
+ */
+int failover_profile_compute(uint64_t target_usec, FailoverProfile *ret) {
+        const uint64_t heartbeat = 10, period = 5, tol_min = 5;
+        uint64_t t, grace, tol;
+
+        if (!ret || target_usec < FAILOVER_TARGET_MIN_USEC)
+                return -EINVAL;
+        t = target_usec / UINT64_C(1000000);
+
+        grace = (t - period) * 3 / 4;
+        grace = MIN(grace, UINT64_C(50));
+        grace = MAX(grace, 4 * heartbeat);
+
+        tol = t > grace + period ? t - grace - period : 0;
+        tol = MIN(tol, t > grace ? (t - grace) / 2 : 0);
+        tol = MIN(tol, UINT64_C(300)); /* Kubernetes' default: never slower than without a target */
+        tol = MAX(tol, tol_min);
+
+        *ret = (FailoverProfile){
+                .monitor_period_sec = (unsigned) period,
+                .grace_sec = (unsigned) grace,
+                .toleration_sec = (unsigned) tol,
+                .update_sec = (unsigned) MAX(MIN(grace / 4, UINT64_C(10)), UINT64_C(2)),
+        };
+        return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "render-k0s.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -20,11 +21,30 @@ static int render(const char *base, size_t len, K0sRole role, char **ret_yaml, c
                 .role = role,
                 .calico_mtu = 1230,
                 .calico_mark_mask = (char *) "0xff00ff00",
+                .calico_nftables_mark_mask = (char *) "0xff00ff00",
         };
-        K0sFacts facts = { .ipv4 = "100.64.1.2", .dns_name = "node1.tail1234.ts.net" };
+        /* The failover profile for 60s, so the extraArgs paths get fuzzed too. */
+        FailoverProfile fp = { .monitor_period_sec = 5, .grace_sec = 41, .toleration_sec = 9 };
+        K0sFacts facts = { .ipv4 = "100.64.1.2",
+                           .ipv6 = "fd7a:115c:a1e0::1",
+                           .dns_name = "node1.tail1234.ts.net",
+                           .failover = &fp };
+        K0sRenderNotes notes = {};
+        int r;
 
-        return render_k0s_config(base, len, "fuzz.yaml", &cfg, &facts, ret_yaml, ret_warning,
-                                 ret_error);
+        r = render_k0s_config(base, len, "fuzz.yaml", &cfg, &facts, ret_yaml, &notes, ret_error);
+        if (r >= 0 && notes.warnings) {
+                for (char **w = notes.warnings; *w; w++)
+                        if (strchr(*w, '\n'))
+                                abort();
+                *ret_warning = strv_join(notes.warnings, "|");
+                if (!*ret_warning) {
+                        *ret_yaml = mfree(*ret_yaml);
+                        r = -ENOMEM;
+                }
+        }
+        k0s_render_notes_done(&notes);
+        return r;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -105,6 +105,7 @@ spec:
   api:
     sans: [192.0.2.10]
   network:
+    provider: calico
     podCIDR: 10.244.0.0/16
   telemetry:
     enabled: false
@@ -122,7 +123,7 @@ calico:
 EOC
 out=$("$AGENT" --config "$W/ctrl.conf" render --root "$W/rc" --address 100.64.0.11 --dns-name ctrl1.tail1234.ts.net. 2>&1)
 check "controller render exits 0" test $? = 0
-check "controller argv" grep -qF -- "controller --config=/etc/k0s/k0s-tsagent.yaml --enable-worker --kubelet-extra-args=--node-ip=100.64.0.11" <<<"$out"
+check "controller argv" grep -qF -- "controller --config=/etc/k0s/k0s-tsagent.yaml --enable-worker=true --token-file=/etc/k0s/k0stoken --kubelet-extra-args=--node-ip=100.64.0.11" <<<"$out"
 if "$PY" -c 'import yaml' 2>/dev/null; then
     check "k0s.yaml: valid YAML with the pinned values" "$PY" - "$W/rc/etc/k0s/k0s-tsagent.yaml" <<'EOP'
 import sys, yaml
@@ -143,6 +144,35 @@ else
     echo "SKIP k0s.yaml YAML check: python3-yaml is not installed"
 fi
 check "k0s.yaml is mode 0600" test "$(stat -c %a "$W/rc/etc/k0s/k0s-tsagent.yaml")" = 600
+
+# --- render: no CNI provider in the base, failover.target (reconcile helper) -------------
+printf 'spec:\n  api:\n    sans: [192.0.2.10]\n' > "$W/base-noprov.yaml"
+cat > "$W/fo.conf" <<EOC
+role: controller
+k0s:
+  binary: /nonexistent/k0s
+  version: v1.36.1+k0s.0
+  base_config: $W/base-noprov.yaml
+  config: /etc/k0s/k0s-tsagent.yaml
+failover:
+  target: 60s
+EOC
+err=$("$AGENT" --config "$W/fo.conf" render --root "$W/fo" --address 100.64.0.12 2>&1 >/dev/null)
+check "failover render exits 0" test $? = 0
+check "no provider: kube-router warning on stderr" grep -q "kuberouter.*cannot be pinned to an interface.*provider: calico" <<<"$err"
+check "no provider written" bash -c '! grep -q "provider\|calico" "$1"' _ "$W/fo/etc/k0s/k0s-tsagent.yaml"
+if "$PY" -c 'import yaml' 2>/dev/null; then
+    check "failover: the three flags, sum within 60s" "$PY" - "$W/fo/etc/k0s/k0s-tsagent.yaml" <<'EOP'
+import sys, yaml
+s = yaml.safe_load(open(sys.argv[1]))["spec"]
+api, cm = s["api"]["extraArgs"], s["controllerManager"]["extraArgs"]
+g = int(cm["node-monitor-grace-period"].rstrip("s"))
+nr, un = int(api["default-not-ready-toleration-seconds"]), int(api["default-unreachable-toleration-seconds"])
+assert g >= 40 and nr >= 5 and un >= 5, (g, nr, un)
+assert g + 5 + un <= 60 and g + nr + un <= 60, (g, nr, un)
+assert "provider" not in (s.get("network") or {}), s.get("network")
+EOP
+fi
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -478,11 +478,15 @@ def t_roles(env):
         agent = env.start_agent(conf)
         check(env.k0s.wait_starts(before + 1, 10), "%s: k0s not started" % role)
         argv = env.k0s.starts()[-1]["argv"][1:]
+        # k0sctl's spelling (host.go K0sInstallFlags); joining roles get the token file.
         want = ["controller", "--config=" + gen]
         if role == "controller+worker":
-            want += ["--enable-worker", "--kubelet-extra-args=--node-ip=" + IP]
+            want += ["--enable-worker=true", "--token-file=" + env.path("k0stoken"),
+                     "--kubelet-extra-args=--node-ip=" + IP]
         elif role == "single":
-            want += ["--single", "--kubelet-extra-args=--node-ip=" + IP]
+            want += ["--single=true", "--kubelet-extra-args=--node-ip=" + IP]
+        else:
+            want += ["--token-file=" + env.path("k0stoken")]
         check(argv == want, "%s argv %s != %s" % (role, argv, want))
         check(os.path.exists(gen), "%s: %s not generated" % (role, gen))
         check(os.stat(gen).st_mtime <= env.k0s.starts()[-1]["time"],
@@ -492,12 +496,10 @@ def t_roles(env):
         check(spec["api"]["address"] == IP, "%s: api.address %s" % (role, spec["api"]))
         check(IP in spec["api"]["sans"] and DNS.rstrip(".") in spec["api"]["sans"],
               "%s: api.sans %s" % (role, spec["api"].get("sans")))
-        net = spec["network"]
-        check(net["provider"] == "calico", "%s: provider %s" % (role, net.get("provider")))
-        cal = net["calico"]
-        check(cal["ipAutodetectionMethod"] == "interface=tailscale0", "%s: %s" % (role, cal))
-        check(cal["mtu"] == 1230, "%s: mtu %s" % (role, cal.get("mtu")))
-        check(cal["envVars"]["FELIX_IPTABLESMARKMASK"] == "0xff00ff00", "%s: %s" % (role, cal))
+        # No provider in these bases: k0s's default (kube-router) stays, nothing is pinned.
+        net = spec.get("network") or {}
+        check("provider" not in net and "calico" not in net,
+              "%s: the agent wrote a CNI setting: %s" % (role, net))
         etcd = ((spec.get("storage") or {}).get("etcd") or {}).get("peerAddress")
         if role == "single" and base_text is None:
             check(etcd is None, "single without etcd in the base got etcd.peerAddress %s" % etcd)

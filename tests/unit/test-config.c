@@ -2,7 +2,8 @@
 /*
  * config: defaults, the full DESIGN §4 example with every value checked, one exact
  * "FILE:LINE:COLUMN: message" per error kind, the duration and registry-name grammars, role
- * names, deep copies, size limit, and the shipped contrib example.
+ * names, bounds of every duration, limits, peer endpoints, k0s.args the agent owns, the
+ * ownership rule, config_lint(), size limit, and the shipped contrib example.
  */
 
 #include <check.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "config.h"
@@ -70,6 +72,15 @@ static void assert_defaults(const AgentConfig *c) {
         ck_assert_uint_eq(c->stable_usec, SEC(120));
         ck_assert_uint_eq(c->stop_timeout_usec, SEC(90));
         ck_assert_str_eq(c->state_dir, "/run/k0s-tsagent");
+        ck_assert_str_eq(c->persist_dir, "/var/lib/k0s-tsagent");
+        ck_assert(!c->k0s_ipv6);
+        ck_assert_ptr_null(c->k0s_accept_address);
+        ck_assert_str_eq(c->calico_nftables_mark_mask, "0xff00ff00");
+        ck_assert_uint_eq(c->failover_target_usec, 0);
+        ck_assert_int_eq(c->clock_wait_sync, CLOCK_WAIT_SYNC_AUTO);
+        ck_assert_uint_eq(c->clock_timeout_usec, SEC(120));
+        ck_assert_str_eq(c->metrics_textfile, "/var/lib/prometheus/node-exporter/k0s-tsagent.prom");
+        ck_assert_ptr_null(c->doctor_backup_dir);
 }
 
 START_TEST(test_defaults) {
@@ -273,7 +284,7 @@ START_TEST(test_contrib_example) {
         }
         path = strdup_printf("%s/../../contrib/k0s-tsagent.conf.example", data);
         ck_assert_ptr_nonnull(path);
-        ck_assert_msg(config_load(path, &c, &error) == 0, "%s", error);
+        ck_assert_msg(config_load_full(path, 0, &c, &error) == 0, "%s", error);
         ck_assert_str_eq(c->path, path);
         /* It is the packaged /etc/k0s-tsagent.conf: every value is the default, and no
          * made-up registry gets containerd files on a fresh install. */
@@ -293,7 +304,8 @@ START_TEST(test_data_file) {
         }
         path = strdup_printf("%s/config/controller.yaml", data);
         ck_assert_ptr_nonnull(path);
-        ck_assert_msg(config_load(path, &c, &error) == 0, "%s", error);
+        /* A source tree need not be root's: the ownership rule has its own test. */
+        ck_assert_msg(config_load_full(path, 0, &c, &error) == 0, "%s", error);
         ck_assert_int_eq(c->role, K0S_ROLE_CONTROLLER_WORKER);
         ck_assert(!c->require_running);
         ck_assert_str_eq(c->k0s_version, "v1.36.1+k0s.0");
@@ -404,7 +416,8 @@ static const ErrorCase error_cases[] = {
         { "health:\n  interval: 99999999999999999999h\n",
           "t.yaml:2:13: invalid duration '99999999999999999999h' for 'health.interval': out of "
           "range" },
-        { "health:\n  timeout: 0\n", "t.yaml:2:12: 'health.timeout' must be greater than 0" },
+        { "health:\n  timeout: 0\n",
+          "t.yaml:2:12: 'health.timeout' must be between 100ms and 1m, not '0'" },
         { "timing:\n  restart_backoff: 5s\n",
           "t.yaml:2:20: 'timing.restart_backoff' must be a sequence of two durations [min, max]" },
         { "timing:\n  restart_backoff: [1s]\n",
@@ -477,8 +490,6 @@ static const ErrorCase error_cases[] = {
         { "registries:\n  - name: r\n", "t.yaml:2:5: registry 'r' has no endpoints" },
         { "registries:\n  - endpoints: [{url: http://a}]\n",
           "t.yaml:2:5: registry entry has no 'name'" },
-        { "registries:\n  - name: r\n    endpoints:\n      - skip_verify: false\n",
-          "t.yaml:4:9: endpoint of registry 'r' has no 'url'" },
         { "registries:\n  - name: ../x\n    endpoints: [{url: http://a}]\n",
           "t.yaml:2:11: invalid registry name '../x': expected host[:port] as in image references "
           "(DNS name, IPv4 or [IPv6], port 1-65535)" },
@@ -962,43 +973,6 @@ START_TEST(test_registry_name_length) {
 }
 END_TEST
 
-START_TEST(test_registry_copy) {
-        RegistryEndpoint eps[] = {
-                { .url = (char *) "http://a:5000", .skip_verify = false, .ca = NULL },
-                { .url = (char *) "https://b", .skip_verify = true, .ca = (char *) "/ca.pem" },
-        };
-        Registry src = { .name = (char *) "a:5000", .endpoints = eps, .n_endpoints = 2 };
-        Registry dst = {}, empty = {};
-
-        ck_assert_int_eq(registry_copy(&src, &dst), 0);
-        ck_assert_str_eq(dst.name, "a:5000");
-        ck_assert_ptr_ne(dst.name, src.name);
-        ck_assert_uint_eq(dst.n_endpoints, 2);
-        ck_assert_ptr_ne(dst.endpoints, src.endpoints);
-        ck_assert_str_eq(dst.endpoints[0].url, "http://a:5000");
-        ck_assert_ptr_ne(dst.endpoints[0].url, eps[0].url);
-        ck_assert(!dst.endpoints[0].skip_verify);
-        ck_assert_ptr_null(dst.endpoints[0].ca);
-        ck_assert_str_eq(dst.endpoints[1].url, "https://b");
-        ck_assert(dst.endpoints[1].skip_verify);
-        ck_assert_str_eq(dst.endpoints[1].ca, "/ca.pem");
-        ck_assert_ptr_ne(dst.endpoints[1].ca, eps[1].ca);
-        registry_done(&dst);
-        ck_assert_ptr_null(dst.name);
-        ck_assert_ptr_null(dst.endpoints);
-        ck_assert_uint_eq(dst.n_endpoints, 0);
-        registry_done(&dst); /* twice is harmless */
-        registry_done(NULL);
-
-        ck_assert_int_eq(registry_copy(&empty, &dst), 0);
-        ck_assert_ptr_null(dst.name);
-        ck_assert_uint_eq(dst.n_endpoints, 0);
-        registry_done(&dst);
-        ck_assert_int_eq(registry_copy(NULL, &dst), -EINVAL);
-        ck_assert_int_eq(registry_copy(&src, NULL), -EINVAL);
-}
-END_TEST
-
 START_TEST(test_free_null) {
         ck_assert_ptr_null(config_free(NULL));
         {
@@ -1092,6 +1066,645 @@ START_TEST(test_no_filename) {
 }
 END_TEST
 
+/* Every duration key: its documented bounds, refused just outside with the bound named. */
+static const ErrorCase bound_cases[] = {
+        { "timing:\n  stop_timeout: 5124095576h\n",
+          "t.yaml:2:17: 'timing.stop_timeout' must be between 1s and 1h, not '5124095576h'" },
+        { "timing:\n  stop_timeout: 999ms\n",
+          "t.yaml:2:17: 'timing.stop_timeout' must be between 1s and 1h, not '999ms'" },
+        { "timing:\n  stop_timeout: 1h1us\n",
+          "t.yaml:2:17: 'timing.stop_timeout' must be between 1s and 1h, not '1h1us'" },
+        { "timing:\n  settle: 61m\n",
+          "t.yaml:2:11: 'timing.settle' must be between 0 and 1h, not '61m'" },
+        { "timing:\n  stable: 0\n",
+          "t.yaml:2:11: 'timing.stable' must be between 1s and 24h, not '0'" },
+        { "timing:\n  stable: 25h\n",
+          "t.yaml:2:11: 'timing.stable' must be between 1s and 24h, not '25h'" },
+        { "timing:\n  restart_backoff: [2h, 3h]\n",
+          "t.yaml:2:21: 'timing.restart_backoff[0]' must be between 0 and 1h, not '2h'" },
+        { "timing:\n  restart_backoff: [0s, 0s]\n",
+          "t.yaml:2:25: 'timing.restart_backoff[1]' must be between 250ms and 24h, not '0s'" },
+        { "timing:\n  restart_backoff: [1s, 25h]\n",
+          "t.yaml:2:25: 'timing.restart_backoff[1]' must be between 250ms and 24h, not '25h'" },
+        { "health:\n  interval: 1us\n",
+          "t.yaml:2:13: 'health.interval' must be 0 (off) or between 1s and 1h, not '1us'" },
+        { "health:\n  interval: 2h\n",
+          "t.yaml:2:13: 'health.interval' must be 0 (off) or between 1s and 1h, not '2h'" },
+        { "health:\n  timeout: 99ms\n",
+          "t.yaml:2:12: 'health.timeout' must be between 100ms and 1m, not '99ms'" },
+        { "health:\n  timeout: 1m1s\n",
+          "t.yaml:2:12: 'health.timeout' must be between 100ms and 1m, not '1m1s'" },
+        { "health:\n  interval: 5s\n  timeout: 5s\n",
+          "t.yaml:3:12: 'health.timeout' (5s) must be shorter than 'health.interval' (5s)" },
+        { "tailscale:\n  peer_refresh: 1us\n",
+          "t.yaml:2:17: 'tailscale.peer_refresh' must be 0 (off) or between 1s and 1h, not '1us'" },
+        { "tailscale:\n  peer_refresh: 90m\n",
+          "t.yaml:2:17: 'tailscale.peer_refresh' must be 0 (off) or between 1s and 1h, not "
+          "'90m'" },
+        { "clock:\n  timeout: 0\n",
+          "t.yaml:2:12: 'clock.timeout' must be between 1s and 1h, not '0'" },
+        { "clock:\n  timeout: 2h\n",
+          "t.yaml:2:12: 'clock.timeout' must be between 1s and 1h, not '2h'" },
+        { "failover:\n  target: 19s\n",
+          "t.yaml:2:11: 'failover.target' must be 0 (off) or between 20s and 10m, not '19s'" },
+        { "failover:\n  target: 10m1s\n",
+          "t.yaml:2:11: 'failover.target' must be 0 (off) or between 20s and 10m, not '10m1s'" },
+};
+
+START_TEST(test_duration_bounds) {
+        const ErrorCase *t = &bound_cases[_i];
+        _cleanup_free_ char *error = parse_error(t->yaml, -EINVAL);
+
+        ck_assert_msg(streq(error, t->error), "case %d:\n%s\nwant: %s\ngot:  %s", _i, t->yaml,
+                      t->error, error);
+}
+END_TEST
+
+/* The edges themselves are accepted, and 0 means off where documented. */
+START_TEST(test_duration_edges) {
+        static const char yaml[] = "tailscale:\n  peer_refresh: 0\n"
+                                   "health:\n  interval: 1h\n  timeout: 1m\n"
+                                   "timing:\n  settle: 0\n  restart_backoff: [0, 250ms]\n"
+                                   "  stable: 24h\n  stop_timeout: 1s\n"
+                                   "clock:\n  timeout: 1h\n"
+                                   "failover:\n  target: 10m\n";
+        _cleanup_(config_freep) AgentConfig *c = NULL, *c2 = NULL;
+        _cleanup_free_ char *error = NULL;
+
+        ck_assert_msg(parse(yaml, &c, &error) == 0, "%s", error);
+        ck_assert_uint_eq(c->peer_refresh_usec, 0);
+        ck_assert_uint_eq(c->health_interval_usec, SEC(3600));
+        ck_assert_uint_eq(c->health_timeout_usec, SEC(60));
+        ck_assert_uint_eq(c->settle_usec, 0);
+        ck_assert_uint_eq(c->restart_backoff_min_usec, 0);
+        ck_assert_uint_eq(c->restart_backoff_max_usec, 250 * USEC_PER_MSEC);
+        ck_assert_uint_eq(c->stable_usec, SEC(86400));
+        ck_assert_uint_eq(c->stop_timeout_usec, SEC(1));
+        ck_assert_uint_eq(c->clock_timeout_usec, SEC(3600));
+        ck_assert_uint_eq(c->failover_target_usec, SEC(600));
+
+        ck_assert_msg(parse("failover:\n  target: 20s\nhealth:\n  interval: 1s\n"
+                            "timing:\n  restart_backoff: [1h, 24h]\n",
+                            &c2, &error) == 0,
+                      "%s", error);
+        ck_assert_uint_eq(c2->failover_target_usec, SEC(20));
+        ck_assert_uint_eq(c2->restart_backoff_min_usec, SEC(3600));
+}
+END_TEST
+
+/* Without an explicit timeout, a short interval gets half of it; 0 leaves the default. */
+START_TEST(test_health_timeout_default) {
+        static const struct {
+                const char *yaml;
+                uint64_t interval, timeout;
+        } cases[] = {
+                { "health:\n  interval: 1s\n", SEC(1), 500 * USEC_PER_MSEC },
+                { "health:\n  interval: 4s\n", SEC(4), SEC(2) },
+                { "health:\n  interval: 10s\n", SEC(10), SEC(5) },
+                { "health:\n  interval: 30s\n", SEC(30), SEC(5) },
+                { "health:\n  interval: 0\n", 0, SEC(5) },
+                { "health:\n  interval: 0\n  timeout: 1m\n", 0, SEC(60) },
+                { "health:\n  interval: 2s\n  timeout: 1999ms\n", SEC(2), 1999 * USEC_PER_MSEC },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                ck_assert_msg(parse(cases[i].yaml, &c, &error) == 0, "%s", error);
+                ck_assert_uint_eq(c->health_interval_usec, cases[i].interval);
+                ck_assert_uint_eq(c->health_timeout_usec, cases[i].timeout);
+        }
+}
+END_TEST
+
+static char *repeat(char ch, size_t n) {
+        char *s = malloc(n + 1);
+
+        ck_assert_ptr_nonnull(s);
+        memset(s, ch, n);
+        s[n] = 0;
+        return s;
+}
+
+/* Socket paths must fit sun_path (108 bytes with the NUL). */
+START_TEST(test_socket_paths) {
+        static const struct {
+                const char *section, *key;
+        } keys[] = { { "tailscale", "socket" }, { "k0s", "status_socket" } };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                _cleanup_free_ char *ok_path = repeat('a', 107), *bad_path = repeat('b', 108);
+                _cleanup_free_ char *ok = NULL, *bad = NULL, *error = NULL, *want = NULL;
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+
+                ok_path[0] = bad_path[0] = '/';
+                ok = strdup_printf("%s:\n  %s: %s\n", keys[i].section, keys[i].key, ok_path);
+                bad = strdup_printf("%s:\n  %s: %s\n", keys[i].section, keys[i].key, bad_path);
+                ck_assert_msg(parse(ok, &c, &error) == 0, "%s", error);
+                error = parse_error(bad, -EINVAL);
+                want = strdup_printf("t.yaml:2:%zu: '%s.%s' is 108 bytes long; a unix socket path "
+                                     "must fit sockaddr_un.sun_path (at most 107 bytes)",
+                                     strlen(keys[i].key) + 5, keys[i].section, keys[i].key);
+                ck_assert_str_eq(error, want);
+        }
+}
+END_TEST
+
+/* CONFIG_MAX_REGISTRIES and CONFIG_MAX_ENDPOINTS: the first entry over the limit is named. */
+START_TEST(test_limits) {
+        StrBuf b = {};
+        _cleanup_free_ char *error = NULL, *want = NULL;
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+
+        ck_assert_int_eq(strbuf_append(&b, "registries:\n"), 0);
+        for (size_t i = 0; i < CONFIG_MAX_REGISTRIES; i++) {
+                _cleanup_free_ char *line = strdup_printf("  - {name: r%zu, endpoints: "
+                                                          "[{url: http://r}]}\n",
+                                                          i);
+                ck_assert_int_eq(strbuf_append(&b, line), 0);
+        }
+        ck_assert_msg(parse(b.s, &c, &error) == 0, "%s", error);
+        ck_assert_uint_eq(c->n_registries, CONFIG_MAX_REGISTRIES);
+        ck_assert_int_eq(strbuf_append(&b, "  - {name: over, endpoints: [{url: http://r}]}\n"), 0);
+        error = parse_error(b.s, -EINVAL);
+        want = strdup_printf("t.yaml:%d:5: 'registries' has more than %d entries "
+                             "(CONFIG_MAX_REGISTRIES)",
+                             CONFIG_MAX_REGISTRIES + 2, CONFIG_MAX_REGISTRIES);
+        ck_assert_str_eq(error, want);
+        strbuf_done(&b);
+
+        ck_assert_int_eq(strbuf_append(&b, "registries:\n  - name: r\n    endpoints:\n"), 0);
+        for (size_t i = 0; i <= CONFIG_MAX_ENDPOINTS; i++)
+                ck_assert_int_eq(strbuf_append(&b, "      - url: http://r\n"), 0);
+        error = mfree(error);
+        want = mfree(want);
+        error = parse_error(b.s, -EINVAL);
+        want = strdup_printf("t.yaml:%d:9: 'registries[0].endpoints' has more than %d entries "
+                             "(CONFIG_MAX_ENDPOINTS)",
+                             CONFIG_MAX_ENDPOINTS + 4, CONFIG_MAX_ENDPOINTS);
+        ck_assert_str_eq(error, want);
+        strbuf_done(&b);
+}
+END_TEST
+
+/* k0s.args that would undo the agent are refused at the item; others pass. */
+START_TEST(test_k0s_args) {
+        static const struct {
+                const char *args, *flag;
+                unsigned line, column;
+        } bad[] = {
+                { "[--config=/x]", "--config", 2, 10 },
+                { "[--debug, --config, /x]", "--config", 2, 19 },
+                { "[-c, /x]", "-c", 2, 10 },
+                { "[-c/x]", "-c", 2, 10 },
+                { "[\"-c=/x\"]", "-c", 2, 10 },
+                { "[--token-file=/t]", "--token-file", 2, 10 },
+                { "\n    - --labels=a=b\n    - --token-file\n    - /t\n", "--token-file", 4, 7 },
+                { "[--enable-worker]", "--enable-worker", 2, 10 },
+                { "[--enable-worker=false]", "--enable-worker", 2, 10 },
+                { "[--single=true]", "--single", 2, 10 },
+                { "[--single]", "--single", 2, 10 },
+        };
+        static const char *const good[] = {
+                "[--no-taints]",
+                "[--kubelet-extra-args=--a=b, --kubelet-extra-args=--c=d]",
+                "[--kubelet-extra-args, --max-pods=50]",
+                "[--config-file-ish, --cri-socket=remote:/x, --labels=c=d, --singleton]",
+                "[--data-dir=/var/lib/k0s, --profile=x, --taints=a=b:NoSchedule]",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *yaml = NULL, *error = NULL, *prefix = NULL;
+
+                yaml = strdup_printf("k0s:\n  args: %s\n", bad[i].args);
+                error = parse_error(yaml, -EINVAL);
+                prefix = strdup_printf("t.yaml:%u:%u: 'k0s.args[", bad[i].line, bad[i].column);
+                ck_assert_msg(startswith(error, prefix), "%s: %s", bad[i].args, error);
+                ck_assert_msg(strstr(error, bad[i].flag) && strstr(error, "would undo the agent"),
+                              "%s: %s", bad[i].args, error);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_free_ char *yaml = NULL, *error = NULL;
+
+                yaml = strdup_printf("role: controller+worker\nk0s:\n  args: %s\n", good[i]);
+                ck_assert_msg(parse(yaml, &c, &error) == 0, "%s: %s", good[i], error);
+        }
+
+        _cleanup_free_ char *e = parse_error("k0s:\n  args: [--debug, --token-file=/t]\n", -EINVAL);
+        ck_assert_str_eq(e,
+                         "t.yaml:2:19: 'k0s.args[1]' sets --token-file, which would undo the "
+                         "agent: the agent passes --token-file=<k0s.token_file>; set "
+                         "'k0s.token_file' instead");
+}
+END_TEST
+
+/* K0S_TOKEN needs token_file "" or null; both together are refused at the env key. */
+START_TEST(test_k0s_token) {
+        static const char *const alone[] = {
+                "k0s:\n  token_file: \"\"\n  env:\n    K0S_TOKEN: abc\n",
+                "k0s:\n  token_file:\n  env:\n    K0S_TOKEN: abc\n",
+                "k0s:\n  token_file: ~\n  env: {K0S_TOKEN: abc}\n",
+        };
+        _cleanup_free_ char *error = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(alone); i++) {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                ck_assert_msg(parse(alone[i], &c, &err) == 0, "%s", err);
+                ck_assert_ptr_null(c->k0s_token_file);
+                ck_assert_str_eq(c->k0s_env[0], "K0S_TOKEN=abc");
+        }
+        error = parse_error("k0s:\n  env:\n    A: b\n    K0S_TOKEN: abc\n", -EINVAL);
+        ck_assert_str_eq(error,
+                         "t.yaml:4:5: 'k0s.env.K0S_TOKEN' together with the token file "
+                         "'/etc/k0s/k0stoken': use one; for K0S_TOKEN alone set "
+                         "'k0s.token_file: \"\"'");
+        /* a name that only starts like it is not it */
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+        _cleanup_free_ char *err = NULL;
+        ck_assert_msg(parse("k0s:\n  env: {K0S_TOKENX: a}\n", &c, &err) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(test_peer_endpoints) {
+        static const char yaml[] = "registries:\n"
+                                   "  - name: registry.example.org:5000\n"
+                                   "    endpoints:\n"
+                                   "      - peer: registry-manila\n"
+                                   "        port: 5000\n"
+                                   "        scheme: http\n"
+                                   "      - peer: registry-cebu.tail1234.ts.net.\n"
+                                   "        port: 5443\n"
+                                   "        ca: /etc/ca.pem\n"
+                                   "      - url: https://registry.example.org:5000\n";
+        _cleanup_(config_freep) AgentConfig *c = NULL;
+        _cleanup_free_ char *error = NULL;
+        const Registry *r;
+
+        ck_assert_msg(parse(yaml, &c, &error) == 0, "%s", error);
+        r = &c->registries[0];
+        ck_assert_uint_eq(r->n_endpoints, 3);
+        ck_assert_ptr_null(r->endpoints[0].url);
+        ck_assert_str_eq(r->endpoints[0].peer, "registry-manila");
+        ck_assert_uint_eq(r->endpoints[0].port, 5000);
+        ck_assert_str_eq(r->endpoints[0].scheme, "http");
+        ck_assert_str_eq(r->endpoints[1].peer, "registry-cebu.tail1234.ts.net.");
+        ck_assert_uint_eq(r->endpoints[1].port, 5443);
+        ck_assert_str_eq(r->endpoints[1].scheme, "https"); /* the default */
+        ck_assert_str_eq(r->endpoints[1].ca, "/etc/ca.pem");
+        ck_assert_str_eq(r->endpoints[2].url, "https://registry.example.org:5000");
+        ck_assert_ptr_null(r->endpoints[2].peer);
+        ck_assert_ptr_null(r->endpoints[2].scheme);
+        ck_assert_uint_eq(r->endpoints[2].port, 0);
+}
+END_TEST
+
+#define EP "registries:\n  - name: r\n    endpoints:\n      - "
+static const ErrorCase peer_cases[] = {
+        { EP "skip_verify: false\n",
+          "t.yaml:4:9: endpoint of registry 'r' has neither 'url' nor 'peer'" },
+        { EP "url: http://a\n        peer: a\n        port: 1\n",
+          "t.yaml:5:9: endpoint of registry 'r' has both 'url' and 'peer': an endpoint is one or "
+          "the other" },
+        { EP "peer: a\n",
+          "t.yaml:4:9: peer endpoint 'a' of registry 'r' needs a 'port' (1-65535)" },
+        { EP "url: http://a\n        port: 80\n",
+          "t.yaml:5:9: 'port' belongs to a 'peer:' endpoint; a 'url:' endpoint carries its scheme "
+          "and port in the URL" },
+        { EP "url: http://a\n        scheme: http\n",
+          "t.yaml:5:9: 'scheme' belongs to a 'peer:' endpoint; a 'url:' endpoint carries its "
+          "scheme and port in the URL" },
+        { EP "peer: a\n        port: 0\n",
+          "t.yaml:5:15: 'registries[0].endpoints[0].port' must be a port between 1 and 65535, not "
+          "'0'" },
+        { EP "peer: a\n        port: 65536\n",
+          "t.yaml:5:15: 'registries[0].endpoints[0].port' must be a port between 1 and 65535, not "
+          "'65536'" },
+        { EP "peer: a\n        port: [1]\n",
+          "t.yaml:5:15: 'registries[0].endpoints[0].port' must be an integer, not a sequence" },
+        { EP "peer: a\n        port: 1\n        scheme: ftp\n",
+          "t.yaml:6:17: 'registries[0].endpoints[0].scheme' must be http or https, not 'ftp'" },
+        { EP "peer: a\n        port: 1\n        scheme: HTTP\n",
+          "t.yaml:6:17: 'registries[0].endpoints[0].scheme' must be http or https, not 'HTTP'" },
+        { EP "peer: 100.64.0.7\n        port: 1\n",
+          "t.yaml:4:15: invalid peer '100.64.0.7' for 'registries[0].endpoints[0].peer': expected "
+          "a tailnet peer's HostName or MagicDNS name (DNS labels of A-Z, a-z, 0-9 and '-'); an "
+          "address goes into 'url:'" },
+        { EP "peer: reg_istry\n        port: 1\n",
+          "t.yaml:4:15: invalid peer 'reg_istry' for 'registries[0].endpoints[0].peer': expected "
+          "a tailnet peer's HostName or MagicDNS name (DNS labels of A-Z, a-z, 0-9 and '-'); an "
+          "address goes into 'url:'" },
+        { EP "peer: a..b\n        port: 1\n",
+          "t.yaml:4:15: invalid peer 'a..b' for 'registries[0].endpoints[0].peer': expected a "
+          "tailnet peer's HostName or MagicDNS name (DNS labels of A-Z, a-z, 0-9 and '-'); an "
+          "address goes into 'url:'" },
+        { EP "peer: a\n        port: 5000\n        scheme: http\n        skip_verify: true\n",
+          "t.yaml:7:22: 'skip_verify: true' on the http:// endpoint 'a' makes containerd try "
+          "HTTPS first; drop it" },
+        { EP "peer: a\n        port: 5000\n        scheme: http\n        ca: /ca.pem\n",
+          "t.yaml:7:13: 'ca' on the http:// endpoint 'a' makes containerd try HTTPS first; drop "
+          "it" },
+};
+#undef EP
+
+START_TEST(test_peer_errors) {
+        const ErrorCase *t = &peer_cases[_i];
+        _cleanup_free_ char *error = parse_error(t->yaml, -EINVAL);
+
+        ck_assert_msg(streq(error, t->error), "case %d:\n%s\nwant: %s\ngot:  %s", _i, t->yaml,
+                      t->error, error);
+}
+END_TEST
+
+/* The wave-2 keys: parsed, validated, defaults. */
+START_TEST(test_new_keys) {
+        static const char yaml[] = "persist_dir: /srv/p\n"
+                                   "k0s:\n  ipv6: true\n  accept_address: 100.101.102.103\n"
+                                   "calico:\n  nftables_mark_mask: \"0xff000000\"\n"
+                                   "failover:\n  target: 1m\n"
+                                   "clock:\n  wait_sync: false\n  timeout: 30s\n"
+                                   "metrics:\n  textfile: /srv/m/k.prom\n"
+                                   "doctor:\n  backup_dir: /srv/backup\n";
+        _cleanup_(config_freep) AgentConfig *c = NULL, *d = NULL;
+        _cleanup_free_ char *error = NULL;
+
+        ck_assert_int_eq(config_new_default(&d), 0);
+        ck_assert_str_eq(d->persist_dir, "/var/lib/k0s-tsagent");
+        ck_assert(!d->k0s_ipv6);
+        ck_assert_ptr_null(d->k0s_accept_address);
+        ck_assert_str_eq(d->calico_nftables_mark_mask, "0xff00ff00");
+        ck_assert_uint_eq(d->failover_target_usec, 0);
+        ck_assert_int_eq(d->clock_wait_sync, CLOCK_WAIT_SYNC_AUTO);
+        ck_assert_uint_eq(d->clock_timeout_usec, SEC(120));
+        ck_assert_str_eq(d->metrics_textfile, "/var/lib/prometheus/node-exporter/k0s-tsagent.prom");
+        ck_assert_ptr_null(d->doctor_backup_dir);
+
+        ck_assert_msg(parse(yaml, &c, &error) == 0, "%s", error);
+        ck_assert_str_eq(c->persist_dir, "/srv/p");
+        ck_assert(c->k0s_ipv6);
+        ck_assert_str_eq(c->k0s_accept_address, "100.101.102.103");
+        ck_assert_str_eq(c->calico_nftables_mark_mask, "0xff000000");
+        ck_assert_uint_eq(c->failover_target_usec, SEC(60));
+        ck_assert_int_eq(c->clock_wait_sync, CLOCK_WAIT_SYNC_NO);
+        ck_assert_uint_eq(c->clock_timeout_usec, SEC(30));
+        ck_assert_str_eq(c->metrics_textfile, "/srv/m/k.prom");
+        ck_assert_str_eq(c->doctor_backup_dir, "/srv/backup");
+
+        /* "" and null turn the optional ones off */
+        static const char *const off[] = {
+                "metrics:\n  textfile: \"\"\ndoctor:\n  backup_dir: ''\n"
+                "k0s:\n  accept_address: ''\n",
+                "metrics:\n  textfile:\ndoctor:\n  backup_dir: ~\nk0s:\n  accept_address: null\n",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(off); i++) {
+                _cleanup_(config_freep) AgentConfig *o = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                ck_assert_msg(parse(off[i], &o, &err) == 0, "%s", err);
+                ck_assert_ptr_null(o->metrics_textfile);
+                ck_assert_ptr_null(o->doctor_backup_dir);
+                ck_assert_ptr_null(o->k0s_accept_address);
+        }
+}
+END_TEST
+
+START_TEST(test_clock_wait_sync) {
+        static const struct {
+                const char *word;
+                ClockWaitSync w;
+        } words[] = {
+                { "auto", CLOCK_WAIT_SYNC_AUTO },   { "true", CLOCK_WAIT_SYNC_YES },
+                { "yes", CLOCK_WAIT_SYNC_YES },     { "True", CLOCK_WAIT_SYNC_YES },
+                { "false", CLOCK_WAIT_SYNC_NO },    { "no", CLOCK_WAIT_SYNC_NO },
+                { "'auto'", CLOCK_WAIT_SYNC_AUTO },
+        };
+        static const char *const bad[] = { "Auto", "maybe", "1", "on", "~" };
+
+        for (size_t i = 0; i < ELEMENTSOF(words); i++) {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_free_ char *yaml = NULL, *error = NULL;
+
+                yaml = strdup_printf("clock:\n  wait_sync: %s\n", words[i].word);
+                ck_assert_msg(parse(yaml, &c, &error) == 0, "%s: %s", words[i].word, error);
+                ck_assert_int_eq(c->clock_wait_sync, words[i].w);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *yaml = NULL, *error = NULL, *want = NULL;
+
+                yaml = strdup_printf("clock:\n  wait_sync: %s\n", bad[i]);
+                want = strdup_printf("t.yaml:2:14: 'clock.wait_sync' must be auto, true or false "
+                                     "(or yes/no), not '%s'",
+                                     bad[i]);
+                error = parse_error(yaml, -EINVAL);
+                ck_assert_str_eq(error, want);
+        }
+        ck_assert_str_eq(clock_wait_sync_to_string(CLOCK_WAIT_SYNC_AUTO), "auto");
+        ck_assert_int_eq(clock_wait_sync_from_string("false"), CLOCK_WAIT_SYNC_NO);
+        ck_assert_int_eq(clock_wait_sync_from_string("x"), _CLOCK_WAIT_SYNC_INVALID);
+        ck_assert_ptr_null(clock_wait_sync_to_string(_CLOCK_WAIT_SYNC_MAX));
+}
+END_TEST
+
+START_TEST(test_accept_address) {
+        static const char *const bad[] = { "10.0.0.1",     "100.63.255.255",    "100.128.0.1",
+                                           "100.115.92.1", "fd7a:115c:a1e0::1", "100.64.0.1/32",
+                                           "host" };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *yaml = NULL, *error = NULL, *want = NULL;
+
+                yaml = strdup_printf("k0s:\n  accept_address: \"%s\"\n", bad[i]);
+                want = strdup_printf("t.yaml:2:19: 'k0s.accept_address' must be a tailnet IPv4 "
+                                     "address (100.64.0.0/10), not '%s'",
+                                     bad[i]);
+                error = parse_error(yaml, -EINVAL);
+                ck_assert_str_eq(error, want);
+        }
+}
+END_TEST
+
+/* The ownership rule on made-up stats, then config_load_full() on a real file both ways. */
+START_TEST(test_owner) {
+        static const struct {
+                uid_t uid;
+                mode_t mode;
+                const char *reason; /* NULL: accepted */
+        } cases[] = {
+                { 0, S_IFREG | 0644, NULL },
+                { 0, S_IFREG | 0600, NULL },
+                { 0, S_IFREG | 0444, NULL },
+                { 0, S_IFREG | 0664, "group-writable" },
+                { 0, S_IFREG | 0646, "world-writable" },
+                { 0, S_IFREG | 0666, "group- and world-writable" },
+                { 1000, S_IFREG | 0644, "owned by uid 1000, not root" },
+                { 1000, S_IFREG | 0666,
+                  "owned by uid 1000, not root and group- and world-writable" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct stat st = { .st_uid = cases[i].uid, .st_mode = cases[i].mode };
+                _cleanup_free_ char *error = NULL, *want = NULL;
+                int r = config_check_owner(&st, "/etc/k.conf", &error);
+
+                if (!cases[i].reason) {
+                        ck_assert_int_eq(r, 0);
+                        ck_assert_ptr_null(error);
+                        continue;
+                }
+                ck_assert_int_eq(r, -EPERM);
+                want = strdup_printf("/etc/k.conf: refusing a config file that is %s: it names "
+                                     "programs the agent runs as root; fix: chown root:root "
+                                     "/etc/k.conf; chmod go-w /etc/k.conf",
+                                     cases[i].reason);
+                ck_assert_str_eq(error, want);
+        }
+
+        _cleanup_free_ char *dir =
+                strdup_printf("%s/test-config-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        _cleanup_free_ char *path = strdup_printf("%s/k.conf", dir);
+        FILE *f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("role: single\n", f);
+        fclose(f);
+        ck_assert_int_eq(chmod(path, 0666), 0);
+        {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                ck_assert_int_eq(config_load_full(path, CONFIG_LOAD_STRICT_OWNER, &c, &error),
+                                 -EPERM);
+                ck_assert_ptr_null(c);
+                ck_assert_msg(strstr(error, "world-writable") && strstr(error, "chmod go-w"), "%s",
+                              error);
+                /* not strict: the same file loads */
+                ck_assert_int_eq(config_load_full(path, 0, &c, NULL), 0);
+                ck_assert_int_eq(c->role, K0S_ROLE_SINGLE);
+        }
+        ck_assert_int_eq(chmod(path, 0644), 0);
+        {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_free_ char *error = NULL;
+                int r = config_load_full(path, CONFIG_LOAD_STRICT_OWNER, &c, &error);
+
+                /* owned by whoever runs the test: accepted only for root */
+                if (geteuid() == 0)
+                        ck_assert_msg(r == 0, "%s", error);
+                else {
+                        ck_assert_int_eq(r, -EPERM);
+                        ck_assert_ptr_nonnull(strstr(error, "not root"));
+                }
+                /* config_load() is strict exactly as root */
+                config_free(c);
+                c = NULL;
+                ck_assert_int_eq(chmod(path, 0664), 0);
+                ck_assert_int_eq(config_load(path, &c, NULL), geteuid() == 0 ? -EPERM : 0);
+        }
+        ck_assert_int_eq(unlink(path), 0);
+        ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+static bool strv_has_substring(char **l, const char *s) {
+        for (; l && *l; l++)
+                if (strstr(*l, s))
+                        return true;
+        return false;
+}
+
+static void write_file(const char *path, const char *content) {
+        FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+START_TEST(test_lint) {
+        _cleanup_free_ char *dir =
+                strdup_printf("%s/test-config-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        _cleanup_free_ char *base = strdup_printf("%s/k0s.yaml", dir);
+        _cleanup_free_ char *token = strdup_printf("%s/token", dir);
+        static const struct {
+                const char *base; /* NULL: no file */
+                const char *role;
+                bool warned;
+        } cases[] = {
+                { "spec:\n  network:\n    provider: calico\n", "controller", true },
+                { "spec:\n  network:\n    dualStack:\n      enabled: false\n", "single", true },
+                { "spec:\n  network:\n    dualStack:\n      enabled: true\n", "controller", false },
+                { "spec:\n  network:\n    dualStack: {enabled: yes, IPv6podCIDR: fd00::/108}\n",
+                  "controller+worker", false },
+                { "a: &x 1\nb: *x\n", "controller", true }, /* not readable here: say so */
+                { NULL, "controller", true },
+                { NULL, "worker", false },
+                { "spec: {}\n", "worker", true },
+        };
+
+        write_file(token, "t\n");
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_strv_free_ char **w = NULL;
+                _cleanup_free_ char *yaml = NULL, *error = NULL;
+
+                (void) unlink(base);
+                if (cases[i].base)
+                        write_file(base, cases[i].base);
+                yaml = strdup_printf("role: %s\nk0s:\n  ipv6: true\n  binary: /bin/sh\n"
+                                     "  base_config: %s\n  token_file: %s\n",
+                                     cases[i].role, base, token);
+                ck_assert_msg(parse(yaml, &c, &error) == 0, "%s", error);
+                ck_assert_int_eq(config_lint(c, &w), 0);
+                ck_assert_ptr_nonnull(w);
+                ck_assert_msg(strv_has_substring(w, "k0s.ipv6: true") == cases[i].warned,
+                              "case %zu: %s", i, w[0] ?: "(none)");
+                ck_assert_uint_eq(strv_length(w), cases[i].warned ? 1 : 0);
+                if (cases[i].warned)
+                        ck_assert(startswith(w[0], "t.yaml: k0s.ipv6: true, but the base config"));
+        }
+
+        /* the other lints, and a config with nothing to say */
+        {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_strv_free_ char **w = NULL;
+                _cleanup_free_ char *yaml = NULL, *error = NULL;
+
+                yaml = strdup_printf(
+                        "role: worker\nk0s:\n  binary: %s/nope\n  token_file: %s/nope\n"
+                        "  accept_address: 100.64.0.9\n"
+                        "registries:\n  - name: r\n    endpoints:\n"
+                        "      - {url: https://r, skip_verify: true}\n",
+                        dir, dir);
+                ck_assert_msg(parse(yaml, &c, &error) == 0, "%s", error);
+                ck_assert_int_eq(config_lint(c, &w), 0);
+                ck_assert_uint_eq(strv_length(w), 4);
+                ck_assert(strv_has_substring(w, "is not an executable file"));
+                ck_assert(strv_has_substring(w, "does not exist; the agent does not start"));
+                ck_assert(strv_has_substring(w, "accept_address has no effect for role worker"));
+                ck_assert(strv_has_substring(w, "skip_verify: true turns off TLS verification"));
+        }
+        {
+                _cleanup_(config_freep) AgentConfig *c = NULL;
+                _cleanup_strv_free_ char **w = NULL;
+                _cleanup_free_ char *yaml = NULL, *error = NULL;
+
+                yaml = strdup_printf("role: worker\nk0s:\n  binary: /bin/sh\n  token_file: %s\n",
+                                     token);
+                ck_assert_msg(parse(yaml, &c, &error) == 0, "%s", error);
+                ck_assert_int_eq(config_lint(c, &w), 0);
+                ck_assert_msg(strv_length(w) == 0, "%s", w[0]);
+        }
+        ck_assert_int_eq(config_lint(NULL, NULL), -EINVAL);
+        (void) unlink(base);
+        ck_assert_int_eq(unlink(token), 0);
+        ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("core");
@@ -1115,11 +1728,24 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_format_duration);
         tcase_add_test(tc, test_registry_names);
         tcase_add_test(tc, test_registry_name_length);
-        tcase_add_test(tc, test_registry_copy);
         tcase_add_test(tc, test_free_null);
         tcase_add_test(tc, test_too_big);
         tcase_add_test(tc, test_load);
         tcase_add_test(tc, test_no_filename);
+        tcase_add_loop_test(tc, test_duration_bounds, 0, (int) ELEMENTSOF(bound_cases));
+        tcase_add_test(tc, test_duration_edges);
+        tcase_add_test(tc, test_health_timeout_default);
+        tcase_add_test(tc, test_socket_paths);
+        tcase_add_test(tc, test_limits);
+        tcase_add_test(tc, test_k0s_args);
+        tcase_add_test(tc, test_k0s_token);
+        tcase_add_test(tc, test_peer_endpoints);
+        tcase_add_loop_test(tc, test_peer_errors, 0, (int) ELEMENTSOF(peer_cases));
+        tcase_add_test(tc, test_new_keys);
+        tcase_add_test(tc, test_clock_wait_sync);
+        tcase_add_test(tc, test_accept_address);
+        tcase_add_test(tc, test_owner);
+        tcase_add_test(tc, test_lint);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -111,6 +111,26 @@ START_TEST(test_boundary) {
 }
 END_TEST
 
+START_TEST(test_at_least) {
+        static const struct {
+                const char *v;
+                bool ok;
+        } t[] = {
+                { "v1.28.1+k0s.0", false },     { "v1.28.2+k0s.0", true },
+                { "v1.28.2-rc.1+k0s.0", true }, { "v1.27.9+k0s.0", false },
+                { "v1.29.0+k0s.0", true },      { "v2.0.0+k0s.0", true },
+                { "v0.99.99+k0s.0", false },
+        };
+        K0sVersion v;
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                ck_assert_int_eq(k0s_version_parse(t[i].v, &v), 0);
+                ck_assert_msg(k0s_version_at_least(&v, 1, 28, 2) == t[i].ok, "%s", t[i].v);
+        }
+        ck_assert(!k0s_version_at_least(NULL, 0, 0, 0));
+}
+END_TEST
+
 START_TEST(test_format_to_string) {
         ck_assert_str_eq(containerd_format_to_string(CONTAINERD_FORMAT_V2), "v2");
         ck_assert_str_eq(containerd_format_to_string(CONTAINERD_FORMAT_V3), "v3");
@@ -128,6 +148,7 @@ static Suite *k0s_version_suite(void) {
         tcase_add_test(tc, test_parse_null);
         tcase_add_test(tc, test_boundary);
         tcase_add_test(tc, test_format_to_string);
+        tcase_add_test(tc, test_at_least);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -176,6 +176,34 @@ START_TEST(test_hosts_http_never_skip_verify) {
 }
 END_TEST
 
+/* peer: endpoints reach this module resolved (reconcile_registry_endpoints()): an unresolved one
+ * is refused, a resolved https one keeps skip_verify and ca like a url: endpoint. */
+START_TEST(test_hosts_peer_endpoints) {
+        RegistryEndpoint unresolved = { .peer = (char *) "registry-manila",
+                                        .port = 5000,
+                                        .scheme = (char *) "https" };
+        Registry r = { .name = (char *) "registry.example.org:5000",
+                       .endpoints = &unresolved,
+                       .n_endpoints = 1 };
+        RegistryEndpoint resolved = { .url = (char *) "https://100.64.2.1:5000",
+                                      .skip_verify = true,
+                                      .ca = (char *) "/etc/ssl/manila.pem" };
+        _cleanup_free_ char *t = NULL;
+
+        ck_assert_int_eq(render_hosts_toml(&r, NULL, &t), -EINVAL);
+        ck_assert_ptr_null(t);
+        r.endpoints = &resolved;
+        ck_assert_int_eq(render_hosts_toml(&r, NULL, &t), 0);
+        ck_assert_str_eq(t,
+                         M "server = \"https://100.64.2.1:5000\"\n"
+                           "\n"
+                           "[host.\"https://100.64.2.1:5000\"]\n"
+                           "  capabilities = [\"pull\", \"resolve\"]\n"
+                           "  skip_verify = true\n"
+                           "  ca = \"/etc/ssl/manila.pem\"\n");
+}
+END_TEST
+
 START_TEST(test_hosts_ipv6) {
         _cleanup_free_ char *t = NULL;
 
@@ -411,6 +439,7 @@ static Suite *render_containerd_suite(void) {
         tcase_add_test(tc, test_hosts_invalid);
         tcase_add_test(tc, test_hosts_http_never_skip_verify);
         tcase_add_test(tc, test_hosts_ipv6);
+        tcase_add_test(tc, test_hosts_peer_endpoints);
         tcase_add_loop_test(tc, test_toml_quote, 0, (int) ELEMENTSOF(quotes));
         tcase_add_test(tc, test_toml_quote_invalid_utf8);
         tcase_add_test(tc, test_tomllib_roundtrip);

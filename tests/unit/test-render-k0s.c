@@ -28,6 +28,7 @@ static AgentConfig *cfg_new(K0sRole role, unsigned mtu) {
         ck_assert_ptr_nonnull(c);
         c->interface = strdup("tailscale0");
         c->calico_mark_mask = strdup("0xff00ff00");
+        c->calico_nftables_mark_mask = strdup("0xff00ff00");
         ck_assert_ptr_nonnull(c->interface);
         ck_assert_ptr_nonnull(c->calico_mark_mask);
         c->calico_mtu = mtu;
@@ -40,12 +41,14 @@ static void cfg_freep(AgentConfig **c) {
                 return;
         free((*c)->interface);
         free((*c)->calico_mark_mask);
+        free((*c)->calico_nftables_mark_mask);
         free(*c);
 }
 
 typedef struct Result {
         int r;
-        char *yaml, *warning, *error;
+        char *yaml, *warning, *error; /* warning: every warning, joined with " | " */
+        bool etcd_member;
         yaml_document_t doc;
         bool parsed;
 } Result;
@@ -77,14 +80,18 @@ static void parse_output(Result *res) {
         yaml_parser_delete(&parser);
 }
 
-static void render_full(Result *res, const char *base, size_t len, const char *path, K0sRole role,
-                        unsigned mtu, const char *ip, const char *dns) {
-        _cleanup_(cfg_freep) AgentConfig *c = cfg_new(role, mtu);
-        K0sFacts facts = { .ipv4 = ip, .dns_name = dns };
+static void render_with(Result *res, const char *base, size_t len, const char *path,
+                        const AgentConfig *c, const K0sFacts *facts) {
+        K0sRenderNotes notes = {};
 
         *res = (Result){};
-        res->r = render_k0s_config(base, len, path, c, &facts, &res->yaml, &res->warning,
-                                   &res->error);
+        res->r = render_k0s_config(base, len, path, c, facts, &res->yaml, &notes, &res->error);
+        if (notes.warnings) {
+                res->warning = strv_join(notes.warnings, " | ");
+                ck_assert_ptr_nonnull(res->warning);
+        }
+        res->etcd_member = notes.etcd_member;
+        k0s_render_notes_done(&notes);
         if (res->r >= 0) {
                 ck_assert_ptr_nonnull(res->yaml);
                 ck_assert_ptr_null(res->error);
@@ -93,6 +100,14 @@ static void render_full(Result *res, const char *base, size_t len, const char *p
                 ck_assert_ptr_null(res->yaml);
                 ck_assert_ptr_null(res->warning);
         }
+}
+
+static void render_full(Result *res, const char *base, size_t len, const char *path, K0sRole role,
+                        unsigned mtu, const char *ip, const char *dns) {
+        _cleanup_(cfg_freep) AgentConfig *c = cfg_new(role, mtu);
+        K0sFacts facts = { .ipv4 = ip, .dns_name = dns };
+
+        render_with(res, base, len, path, c, &facts);
 }
 
 static void render(Result *res, const char *base, K0sRole role) {
@@ -207,6 +222,9 @@ static void assert_calico_pinned(Result *res) {
         /* Quoted, or a YAML 1.1 reader (k0s) would see an int in a map[string]string. */
         ck_assert_int_eq(style_at(res, "spec.network.calico.envVars.FELIX_IPTABLESMARKMASK"),
                          YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+        assert_str_at(res, "spec.network.calico.envVars.FELIX_NFTABLESMARKMASK", "0xff00ff00");
+        ck_assert_int_eq(style_at(res, "spec.network.calico.envVars.FELIX_NFTABLESMARKMASK"),
+                         YAML_DOUBLE_QUOTED_SCALAR_STYLE);
         assert_str_at(res, "spec.network.calico.mtu", "1230");
         ck_assert_int_eq(style_at(res, "spec.network.calico.mtu"), YAML_PLAIN_SCALAR_STYLE);
 }
@@ -215,7 +233,11 @@ START_TEST(test_base_null) {
         Result res;
 
         render_ok(&res, NULL, K0S_ROLE_CONTROLLER);
-        ck_assert_ptr_null(res.warning);
+        /* No provider: k0s's default kube-router, never switched to calico by the agent. */
+        ck_assert_ptr_nonnull(res.warning);
+        ck_assert_ptr_nonnull(strstr(res.warning, "kuberouter"));
+        ck_assert_ptr_nonnull(strstr(res.warning, "provider: calico"));
+        ck_assert(res.etcd_member);
         ck_assert(startswith(res.yaml,
                              HEADER_PREFIX "built-in defaults, for " IP "; do not edit.\n#"));
         assert_str_at(&res, "apiVersion", "k0s.k0sproject.io/v1beta1");
@@ -227,7 +249,8 @@ START_TEST(test_base_null) {
         assert_str_at(&res, "spec.api.sans.1", DNS);
         assert_str_at(&res, "spec.storage.etcd.peerAddress", IP);
         assert_missing(&res, "spec.storage.type");
-        assert_calico_pinned(&res);
+        assert_missing(&res, "spec.network.provider");
+        assert_missing(&res, "spec.network.calico");
         result_done(&res);
 
         /* No MagicDNS name, no MTU: neither appears. */
@@ -369,11 +392,22 @@ START_TEST(test_providers) {
         assert_missing(&res, "spec.network.calico");
         result_done(&res);
 
-        /* Unset (absent or null) means calico; a quoted "calico" is calico. */
+        /* Unset (absent or null) means k0s's default, kube-router: nothing is written, a warning
+         * says why and how to get calico; a quoted "calico" is calico. */
         render_ok(&res, "spec:\n  network:\n    podCIDR: 10.1.0.0/16\n    provider:\n",
                   K0S_ROLE_CONTROLLER);
-        ck_assert_ptr_null(res.warning);
+        ck_assert_ptr_nonnull(res.warning);
+        ck_assert_ptr_nonnull(strstr(res.warning, "not set (k0s's default: kuberouter)"));
+        ck_assert_ptr_nonnull(strstr(res.warning, "cannot be pinned to an interface"));
+        ck_assert_ptr_nonnull(strstr(res.warning, "before the cluster is installed"));
+        ck_assert_ptr_null(strchr(res.warning, '\n'));
         assert_str_at(&res, "spec.network.podCIDR", "10.1.0.0/16");
+        assert_missing(&res, "spec.network.calico");
+        ck_assert_ptr_null(strstr(res.yaml, "calico"));
+        result_done(&res);
+
+        render_ok(&res, "spec:\n  network:\n    provider: calico\n", K0S_ROLE_CONTROLLER);
+        ck_assert_ptr_null(res.warning);
         assert_calico_pinned(&res);
         result_done(&res);
 
@@ -388,22 +422,26 @@ START_TEST(test_providers) {
         /* envVars come after ipAutodetectionMethod in the DaemonSet: it must not undo the pin. */
         assert_str_at(&res, "spec.network.calico.envVars.IP_AUTODETECTION_METHOD",
                       "interface=tailscale0");
-        ck_assert_uint_eq(len_at(&res, "spec.network.calico.envVars"), 3);
+        ck_assert_uint_eq(len_at(&res, "spec.network.calico.envVars"), 4);
         result_done(&res);
 
         /* calico_mtu 0 keeps the base's mtu; no mark mask leaves envVars alone. */
         {
                 _cleanup_(cfg_freep) AgentConfig *c = cfg_new(K0S_ROLE_CONTROLLER, 0);
-                const char *b = "spec:\n  network:\n    calico:\n      mtu: 1400\n";
+                const char *b = "spec:\n  network:\n    provider: calico\n    calico:\n      mtu: "
+                                "1400\n";
                 K0sFacts facts = { .ipv4 = IP };
-                char *y = NULL, *w = NULL, *e = NULL;
+                K0sRenderNotes w = {};
+                char *y = NULL, *e = NULL;
 
                 free(c->calico_mark_mask);
                 c->calico_mark_mask = NULL;
+                free(c->calico_nftables_mark_mask);
+                c->calico_nftables_mark_mask = NULL;
                 ck_assert_int_eq(render_k0s_config(b, strlen(b), "b", c, &facts, &y, &w, &e), 0);
                 ck_assert_ptr_nonnull(strstr(y, "    calico:\n      mtu: 1400\n"));
                 ck_assert_ptr_null(strstr(y, "envVars"));
-                ck_assert_ptr_null(w);
+                ck_assert_ptr_null(w.warnings);
                 ck_assert_ptr_null(e);
                 free(y);
         }
@@ -614,9 +652,10 @@ static const struct {
         { "spec:\n  storage:\n    etcd: x\n", "3:11: spec.storage.etcd must be a mapping" },
         { "spec:\n  network: calico\n", "2:12: spec.network must be a mapping" },
         { "spec:\n  network:\n    provider: {}\n", "3:15: spec.network.provider must be a string" },
-        { "spec:\n  network:\n    calico: vxlan\n", "3:13: spec.network.calico must be a mapping" },
-        { "spec:\n  network:\n    calico:\n      envVars: [A=b]\n",
-          "4:16: spec.network.calico.envVars must be a mapping" },
+        { "spec:\n  network:\n    provider: calico\n    calico: vxlan\n",
+          "4:13: spec.network.calico must be a mapping" },
+        { "spec:\n  network:\n    provider: calico\n    calico:\n      envVars: [A=b]\n",
+          "5:16: spec.network.calico.envVars must be a mapping" },
         { "spec:\n  network:\n    nodeLocalLoadBalancing: true\n",
           "3:29: spec.network.nodeLocalLoadBalancing must be a mapping" },
         { "spec:\n  network:\n    nodeLocalLoadBalancing:\n      type: [a]\n",
@@ -858,6 +897,140 @@ START_TEST(test_python_roundtrip) {
 }
 END_TEST
 
+#define CALICO "spec:\n  network:\n    provider: calico\n"
+
+/* failover.target -> extraArgs: quoted strings (map[string]string), user values win with a
+ * warning, a user --kube-controller-manager-extra-args too; a fed-back render is quiet. */
+START_TEST(test_failover_extra_args) {
+        _cleanup_(cfg_freep) AgentConfig *c = cfg_new(K0S_ROLE_CONTROLLER, 1230);
+        FailoverProfile fp;
+        K0sFacts facts = { .ipv4 = IP, .failover = &fp };
+        _cleanup_free_ char *again = NULL;
+        Result res;
+
+        ck_assert_int_eq(failover_profile_compute(60 * UINT64_C(1000000), &fp), 0);
+        render_with(&res, CALICO, strlen(CALICO), "b", c, &facts);
+        ck_assert_int_eq(res.r, 0);
+        ck_assert_ptr_null(res.warning);
+        assert_str_at(&res, "spec.api.extraArgs.default-not-ready-toleration-seconds", "9");
+        assert_str_at(&res, "spec.api.extraArgs.default-unreachable-toleration-seconds", "9");
+        ck_assert_int_eq(
+                style_at(&res, "spec.api.extraArgs.default-unreachable-toleration-seconds"),
+                YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+        assert_str_at(&res, "spec.controllerManager.extraArgs.node-monitor-grace-period", "41s");
+        again = strdup(res.yaml);
+        result_done(&res);
+
+        render_with(&res, again, strlen(again), "b", c, &facts);
+        ck_assert_int_eq(res.r, 0);
+        ck_assert_ptr_null(res.warning); /* our own values are not "the user's" */
+        result_done(&res);
+
+        const char *base = "spec:\n  network:\n    provider: calico\n  api:\n    extraArgs:\n"
+                           "      default-unreachable-toleration-seconds: \"120\"\n"
+                           "  controllerManager:\n    extraArgs: {node-monitor-grace-period: 2m}\n";
+        render_with(&res, base, strlen(base), "b", c, &facts);
+        ck_assert_int_eq(res.r, 0);
+        assert_str_at(&res, "spec.api.extraArgs.default-unreachable-toleration-seconds", "120");
+        assert_str_at(&res, "spec.api.extraArgs.default-not-ready-toleration-seconds", "9");
+        assert_str_at(&res, "spec.controllerManager.extraArgs.node-monitor-grace-period", "2m");
+        ck_assert_ptr_nonnull(res.warning);
+        ck_assert_ptr_nonnull(strstr(res.warning,
+                                     "default-unreachable-toleration-seconds is set "
+                                     "by the user and wins over failover.target"));
+        ck_assert_ptr_nonnull(strstr(res.warning, "node-monitor-grace-period is set by the user"));
+        ck_assert_ptr_null(strstr(res.warning, "default-not-ready"));
+        result_done(&res);
+
+        /* k0s merges --kube-controller-manager-extra-args before spec.controllerManager. */
+        char *args[] = {
+                (char *) "--kube-controller-manager-extra-args=--node-monitor-grace-period=30s",
+                NULL
+        };
+        c->k0s_args = args;
+        render_with(&res, CALICO, strlen(CALICO), "b", c, &facts);
+        c->k0s_args = NULL;
+        ck_assert_int_eq(res.r, 0);
+        assert_missing(&res, "spec.controllerManager.extraArgs.node-monitor-grace-period");
+        ck_assert_ptr_nonnull(strstr(res.warning, "node-monitor-grace-period is set by the user"));
+        result_done(&res);
+}
+END_TEST
+
+START_TEST(test_ipv6_and_etcd_member) {
+        _cleanup_(cfg_freep) AgentConfig *c = cfg_new(K0S_ROLE_CONTROLLER, 1230);
+        K0sFacts facts = { .ipv4 = IP, .ipv6 = "fd7a:115c:a1e0::17", .dns_name = DNS };
+        static const struct {
+                const char *base;
+                K0sRole role;
+                bool member;
+        } t[] = {
+                { "spec: {}\n", K0S_ROLE_CONTROLLER, true },
+                { "spec: {}\n", K0S_ROLE_CONTROLLER_WORKER, true },
+                { "spec: {}\n", K0S_ROLE_SINGLE, false }, /* --single defaults to kine */
+                { "spec:\n  storage:\n    type: etcd\n", K0S_ROLE_SINGLE, true },
+                { "spec:\n  storage:\n    type: kine\n", K0S_ROLE_CONTROLLER, false },
+                { "spec:\n  storage:\n    etcd:\n      externalCluster:\n        endpoints: [a]\n",
+                  K0S_ROLE_CONTROLLER, false },
+        };
+        Result res;
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                c->role = t[i].role;
+                render_with(&res, t[i].base, strlen(t[i].base), "b", c, &facts);
+                ck_assert_int_eq(res.r, 0);
+                ck_assert_msg(res.etcd_member == t[i].member, "case %zu", i);
+                ck_assert_uint_eq(len_at(&res, "spec.api.sans"), 3);
+                assert_str_at(&res, "spec.api.sans.0", IP);
+                assert_str_at(&res, "spec.api.sans.1", "fd7a:115c:a1e0::17");
+                assert_str_at(&res, "spec.api.sans.2", DNS);
+                assert_str_at(&res, "spec.api.address", IP); /* the API stays on IPv4 */
+                result_done(&res);
+        }
+
+        facts.ipv6 = "100.64.1.3";
+        render_with(&res, NULL, 0, "b", c, &facts);
+        ck_assert_int_eq(res.r, -EINVAL);
+        result_done(&res);
+}
+END_TEST
+
+/* The arithmetic of k0s-tsagent.conf(5): G + P + E <= T and G + 2E <= T from 50 s on, G never
+ * under 4 lease renewals (40 s), E never under 5 s, kubelet's frequency a quarter of G. */
+START_TEST(test_failover_profile) {
+        static const struct {
+                unsigned target, grace, tol, update;
+        } t[] = {
+                { 20, 40, 5, 10 }, { 49, 40, 5, 10 },   { 50, 40, 5, 10 },
+                { 60, 41, 9, 10 }, { 120, 50, 35, 10 }, { 1000, 50, 300, 10 },
+        };
+        FailoverProfile fp;
+
+        ck_assert_int_eq(failover_profile_compute(19 * UINT64_C(1000000), &fp), -EINVAL);
+        ck_assert_int_eq(failover_profile_compute(0, &fp), -EINVAL);
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                ck_assert_int_eq(failover_profile_compute(t[i].target * UINT64_C(1000000), &fp), 0);
+                ck_assert_uint_eq(fp.monitor_period_sec, 5);
+                ck_assert_uint_eq(fp.grace_sec, t[i].grace);
+                ck_assert_uint_eq(fp.toleration_sec, t[i].tol);
+                ck_assert_uint_eq(fp.update_sec, t[i].update);
+        }
+        for (unsigned target = 20; target <= 1200; target++) {
+                ck_assert_int_eq(failover_profile_compute(target * UINT64_C(1000000), &fp), 0);
+                ck_assert_uint_ge(fp.grace_sec, 40);
+                ck_assert_uint_le(fp.grace_sec, 50);
+                ck_assert_uint_ge(fp.grace_sec, 4 * fp.update_sec);
+                ck_assert_uint_ge(fp.toleration_sec, 5);
+                ck_assert_uint_le(fp.toleration_sec, 300);
+                if (target >= 50) {
+                        ck_assert_uint_le(fp.grace_sec + fp.monitor_period_sec + fp.toleration_sec,
+                                          target);
+                        ck_assert_uint_le(fp.grace_sec + 2 * fp.toleration_sec, target);
+                }
+        }
+}
+END_TEST
+
 static Suite *render_k0s_suite(void) {
         Suite *s = suite_create("render-k0s");
         TCase *tc = tcase_create("core");
@@ -866,6 +1039,9 @@ static Suite *render_k0s_suite(void) {
         tcase_add_test(tc, test_k0sctl_base);
         tcase_add_test(tc, test_kine_kuberouter);
         tcase_add_test(tc, test_providers);
+        tcase_add_test(tc, test_failover_extra_args);
+        tcase_add_test(tc, test_ipv6_and_etcd_member);
+        tcase_add_test(tc, test_failover_profile);
         tcase_add_test(tc, test_storage_roles);
         tcase_add_test(tc, test_nllb);
         tcase_add_test(tc, test_sans_and_nulls);

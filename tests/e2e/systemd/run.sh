@@ -10,9 +10,13 @@
 # (k0s adopted), 6 watchdog kill (k0s adopted), 7 stop (one SIGTERM to k0s), 8 package removal.
 # Usage: tests/e2e/systemd/run.sh PKGDIR WORKDIR   (PKGDIR holds k0s-tsagent_*.deb; env
 # FAKE_K0S = stand-in k0s binary, FAKE_TAILSCALED = fake-tailscaled.py, E2E_ROOTFS_CACHE)
+#        tests/e2e/systemd/run.sh --prepare-rootfs   (only debootstrap the cached rootfs: tests/run
+#        starts this in the background at the beginning, so the download overlaps the builds)
 # Needs root, systemd-container and debootstrap; exits 77 without them.
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/../../.." && pwd)
+PREPARE_ONLY=
+if [ "${1:-}" = --prepare-rootfs ]; then PREPARE_ONLY=1; set -- none none; fi
 PKGDIR=${1:?usage: $0 PKGDIR WORKDIR}
 W=${2:?usage: $0 PKGDIR WORKDIR}
 FAKE_K0S=${FAKE_K0S:-}
@@ -27,10 +31,12 @@ skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root"
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn (systemd-container) not installed"
 command -v debootstrap >/dev/null || skip "debootstrap not installed"
-deb=$(ls "$PKGDIR"/k0s-tsagent_*.deb 2>/dev/null | head -1)
-[ -n "$deb" ] || { echo "FAIL: no .deb in $PKGDIR"; exit 1; }
-[ -x "$FAKE_K0S" ] || { echo "FAIL: FAKE_K0S ($FAKE_K0S) is not executable"; exit 1; }
-[ -f "$FAKE_TAILSCALED" ] || { echo "FAIL: no fake tailscaled at $FAKE_TAILSCALED"; exit 1; }
+if [ -z "$PREPARE_ONLY" ]; then
+    deb=$(ls "$PKGDIR"/k0s-tsagent_*.deb 2>/dev/null | head -1)
+    [ -n "$deb" ] || { echo "FAIL: no .deb in $PKGDIR"; exit 1; }
+    [ -x "$FAKE_K0S" ] || { echo "FAIL: FAKE_K0S ($FAKE_K0S) is not executable"; exit 1; }
+    [ -f "$FAKE_TAILSCALED" ] || { echo "FAIL: no fake tailscaled at $FAKE_TAILSCALED"; exit 1; }
+fi
 
 pass=0 fail=0
 ok() { echo "ok   $*"; pass=$((pass+1)); }
@@ -72,6 +78,7 @@ if [ ! -f "$CACHE/.complete" ] || [ "$(cat "$CACHE/.complete")" != "$INCLUDE" ];
     echo "rootfs ready ($(elapsed))"
 fi
 flock -u 9
+[ -z "$PREPARE_ONLY" ] || exit 0
 
 # --- boot ----------------------------------------------------------------------------------
 rm -rf "$W"; mkdir -p "$W/share"
