@@ -304,6 +304,7 @@ static int spawn_k0s(Supervisor *s, pid_t *ret_pid) {
  * the new binary comes. Returns true if the start may go on. */
 static bool supervisor_check_binary(Supervisor *s) {
         BinaryId now = {};
+        bool again;
         int r;
 
         if (!s->desired.binary_id.valid)
@@ -313,19 +314,26 @@ static bool supervisor_check_binary(Supervisor *s) {
                 s->binary_changed = false;
                 return true;
         }
+        /* The same spec refused again (reconcile passes before the re-probe ends): no new log
+         * line and no handler call, or handler -> reconcile -> set_desired would loop. */
+        again = s->binary_changed && binary_id_equal(&s->desired.binary_id, &s->refused_id);
         if (r < 0)
-                log_warning_errno(r, "Cannot stat the k0s binary '%s', not starting it: %m",
-                                  s->desired.argv[0]);
+                log_full_errno(again ? LOG_DEBUG : LOG_WARNING, r,
+                               "Cannot stat the k0s binary '%s', not starting it: %m",
+                               s->desired.argv[0]);
         else
-                log_notice("The k0s binary '%s' was replaced since its version was probed; "
-                           "waiting for its new version before starting it.",
-                           s->desired.argv[0]);
+                log_full_errno(again ? LOG_DEBUG : LOG_NOTICE, 0,
+                               "The k0s binary '%s' was replaced since its version was probed; "
+                               "waiting for its new version before starting it.",
+                               s->desired.argv[0]);
+        supervisor_cancel_timer(s);
+        if (again)
+                return false;
         s->binary_changed = true;
         s->refused_id = s->desired.binary_id;
         supervisor_set_blocked(s,
                                strdup("the k0s binary changed since its version was probed; "
                                       "probing it again"));
-        supervisor_cancel_timer(s);
         if (s->state == SUPERVISOR_BACKOFF)
                 supervisor_notify(s);
         else
@@ -703,9 +711,8 @@ static int supervisor_desired_changed(Supervisor *s, bool same_as_running, bool 
                         s->binary_changed = false;
                         supervisor_set_blocked(s, NULL);
                         supervisor_set_state(s, SUPERVISOR_IDLE);
-                } else if (s->binary_changed && s->desired.hash &&
-                           !binary_id_equal(&s->desired.binary_id, &s->refused_id))
-                        supervisor_start(s); /* probed again: start at once (or block again) */
+                } else if (s->binary_changed && s->desired.hash)
+                        supervisor_start(s); /* probed again: start at once (or stay blocked) */
                 /* else: the newest spec starts when the delay ends */
                 break;
         case SUPERVISOR_RUNNING:

@@ -1358,11 +1358,28 @@ START_TEST(test_adopt_unrelated_never_signaled) {
 }
 END_TEST
 
+static bool readlink_str(const char *path, char *buf, size_t size) {
+        ssize_t n = readlink(path, buf, size - 1);
+
+        buf[n < 0 ? 0 : n] = 0;
+        return n > 0;
+}
+
+static const char *child_exe_path(pid_t pid) {
+        static char path[64];
+
+        (void) snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        return path;
+}
+
 /* When adoption cannot decide, no second k0s: blocked with a reason, retried, then started. */
 START_TEST(test_adopt_undecidable_blocks) {
         Supervisor *s = new_supervisor(&timing);
         K0sSpec spec = make_spec("h1", NULL);
+        char self_exe[PATH_MAX], child_exe[PATH_MAX];
+        bool blocked, same_exe;
         uint64_t starttime;
+        unsigned starts;
         pid_t child;
 
         /* An unreadable pidfile (a directory stands in for EACCES/EIO). */
@@ -1391,11 +1408,21 @@ START_TEST(test_adopt_undecidable_blocks) {
         ck_assert_int_eq(proc_starttime(child, &starttime), 0);
         write_pidfile(child, starttime, "h1");
         run_for(MSEC(700));
-        ck_assert(supervisor_adoption_failed(s));
-        ck_assert_uint_eq(count_in_log("start", 0), 0);
-
+        blocked = supervisor_adoption_failed(s);
+        starts = count_in_log("start", 0);
+        /* Under valgrind the child's exe is valgrind's tool, not this program: not comparable. */
+        same_exe = readlink_str("/proc/self/exe", self_exe, sizeof(self_exe)) &&
+                readlink_str(child_exe_path(child), child_exe, sizeof(child_exe)) &&
+                streq(self_exe, child_exe);
         /* It goes away: the next look finds no such process, and k0s starts. */
         kill_and_reap(child);
+        if (same_exe) {
+                ck_assert(blocked);
+                ck_assert_uint_eq(starts, 0);
+        } else
+                printf("test_adopt_undecidable_blocks: a forked child's exe is '%s', not '%s' "
+                       "(valgrind?): the not-yet-exec'd case is not checked\n",
+                       child_exe, self_exe);
         wait_state(s, SUPERVISOR_RUNNING, 3 * USEC_PER_SEC);
         ck_assert(!supervisor_adoption_failed(s));
         ck_assert_ptr_null(supervisor_get_blocked_reason(s));
@@ -1445,6 +1472,7 @@ static void copy_fake_with_version(const char *to, const char *version) {
 START_TEST(test_binary_changed_blocks_start) {
         Supervisor *s = new_supervisor(&timing);
         char bin[PATH_MAX];
+        unsigned calls;
         K0sSpec spec;
         pid_t pid1;
 
@@ -1470,8 +1498,13 @@ START_TEST(test_binary_changed_blocks_start) {
         ck_assert_uint_ge(rec.binary_changed_seen, 1);
         ck_assert_ptr_nonnull(supervisor_get_blocked_reason(s));
         ck_assert_uint_eq(count_in_log("start", 0), 1);
-        /* The same old spec again (a reconcile before the re-probe) changes nothing. */
+        /* The same old spec again (a reconcile before the re-probe) changes nothing, and does
+         * not call the handler (handler -> reconcile -> set_desired would loop). */
+        calls = rec.calls;
         ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        run_for(MSEC(100));
+        ck_assert_uint_eq(rec.calls, calls);
+        ck_assert(supervisor_binary_changed(s));
         ck_assert_uint_eq(count_in_log("start", 0), 1);
 
         /* The daemon probed again and hands a spec of the new binary: it starts at once. */
