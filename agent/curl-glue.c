@@ -12,8 +12,11 @@
 #include <sys/epoll.h>
 #include <sys/un.h>
 
+#include <sys/socket.h>
+
 #include "util.h"
 #include "curl-glue.h"
+#include "event-util.h"
 #include "log.h"
 
 /* One per added easy handle, stored in CURLOPT_PRIVATE; linked so curl_glue_free() can detach
@@ -166,38 +169,17 @@ static int curl_glue_socket_cb(CURL *easy, curl_socket_t fd, int what, void *use
  * on the event loop's clock, so sd-event dispatches it in the next iteration. */
 static int curl_glue_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         CurlGlue *g = userp;
-        uint64_t now, when;
         int r;
 
         if (timeout_ms < 0) {
-                if (g->timer)
-                        (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
+                event_timer_disarm(g->timer);
                 return 0;
         }
 
-        r = sd_event_now(g->event, CLOCK_MONOTONIC, &now);
-        if (r < 0) {
-                log_error_errno(r, "Failed to read the event loop clock: %m");
-                return -1;
-        }
-        when = now + (uint64_t) timeout_ms * USEC_PER_MSEC;
-
-        if (!g->timer) {
-                /* 1 ms accuracy: sd-event's default (250 ms) would stretch curl's short
-                 * protocol timeouts. */
-                r = sd_event_add_time(g->event, &g->timer, CLOCK_MONOTONIC, when, USEC_PER_MSEC,
-                                      curl_glue_on_timer, g);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to add curl timer: %m");
-                        return -1;
-                }
-                (void) sd_event_source_set_description(g->timer, "curl-timer");
-                return 0;
-        }
-
-        r = sd_event_source_set_time(g->timer, when);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(g->timer, SD_EVENT_ONESHOT);
+        /* 1 ms accuracy: sd-event's default (250 ms) would stretch curl's short protocol
+         * timeouts. */
+        r = event_timer_arm(g->event, &g->timer, (uint64_t) timeout_ms * USEC_PER_MSEC,
+                            USEC_PER_MSEC, false, curl_glue_on_timer, g, "curl-timer");
         if (r < 0) {
                 log_error_errno(r, "Failed to arm curl timer: %m");
                 return -1;
@@ -258,10 +240,7 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
          * io sources through curl_glue_socket_cb(). */
         if (g->multi)
                 curl_multi_cleanup(g->multi);
-        if (g->timer) {
-                (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
-                sd_event_source_unref(g->timer);
-        }
+        sd_event_source_disable_unref(g->timer);
         sd_event_unref(g->event);
         free(g);
         curl_global_cleanup();
@@ -327,6 +306,18 @@ int curl_glue_check_socket_path(const char *path) {
         return 0;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: every socket curl opens is close-on-exec. Debian 12's libcurl 7.88
+ * opens its sockets without SOCK_CLOEXEC (and makes its multi wakeup socketpair without it, which
+ * no option reaches); a k0s started meanwhile would inherit the LocalAPI connection and hand it
+ * down to kubelet, containerd and every shim. The spawn code closes every fd above 2 in the
+ * child anyway (agent/spawn.c); this keeps our own sockets right whatever spawns. */
+static curl_socket_t curl_glue_open_socket(void *clientp, curlsocktype purpose,
+                                           struct curl_sockaddr *a) {
+        int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+
+        return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long timeout_ms,
                        CURL **ret) {
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
@@ -347,6 +338,7 @@ int curl_glue_easy_new(const char *socket_path, long connect_timeout_ms, long ti
         } while (false)
 
         SETOPT(CURLOPT_UNIX_SOCKET_PATH, socket_path);
+        SETOPT(CURLOPT_OPENSOCKETFUNCTION, curl_glue_open_socket);
         /* "" disables proxies, including http_proxy from the environment: the request must go
          * to the socket and nowhere else. */
         SETOPT(CURLOPT_PROXY, "");

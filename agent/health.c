@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "util.h"
+#include "event-util.h"
 #include "health.h"
 #include "log.h"
 
@@ -75,39 +76,21 @@ static void health_cancel(Health *h) {
                 h->req = NULL;
         }
         curl_body_reset(&h->body);
-        if (h->timer)
-                (void) sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
+        event_timer_disarm(h->timer);
 }
 
 static int health_on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void health_schedule(Health *h, uint64_t delay_usec) {
-        uint64_t now;
         int r;
 
         if (!h->event || !h->enabled)
                 return;
 
-        r = sd_event_now(h->event, CLOCK_MONOTONIC, &now);
+        r = event_timer_arm(h->event, &h->timer, delay_usec, 0, false, health_on_timer, h,
+                            "health-probe");
         if (r < 0)
-                goto fail;
-
-        if (!h->timer) {
-                r = sd_event_add_time(h->event, &h->timer, CLOCK_MONOTONIC, now + delay_usec, 0,
-                                      health_on_timer, h);
-                if (r < 0)
-                        goto fail;
-                (void) sd_event_source_set_description(h->timer, "health-probe");
-                return;
-        }
-
-        r = sd_event_source_set_time(h->timer, now + delay_usec);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT);
-        if (r >= 0)
-                return;
-fail:
-        log_warning_errno(r, "Failed to schedule k0s status probe, ignoring: %m");
+                log_warning_errno(r, "Failed to schedule k0s status probe, ignoring: %m");
 }
 
 static void health_schedule_next(Health *h) {

@@ -21,7 +21,8 @@ int health_new(CurlGlue *glue, const char *socket_path, HealthHandler handler, v
 int health_attach(Health *h, sd_event *e);
 void health_configure(Health *h, const char *socket_path, uint64_t interval_usec,
                       uint64_t timeout_usec);
-/* Probe only while k0s runs: enabling probes once at once, then every interval. */
+/* Probe only while k0s runs: enabling probes first one interval later (k0s serves its status
+ * socket late, so an immediate probe could only fail), then every interval. */
 void health_set_enabled(Health *h, bool enabled);
 
 const K0sStatus *health_get_status(const Health *h); /* NULL if the last probe failed */

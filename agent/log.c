@@ -162,7 +162,7 @@ static int log_to_journal(int level, int error, const char *message_id, const ch
                                 message_id);
                 IOV_PUSH_STRING(message_id_field);
         }
-        for (size_t i = 0; fields && fields[i] && i < LOG_FIELDS_MAX; i++)
+        for (size_t i = 0; fields && i < LOG_FIELDS_MAX && fields[i]; i++)
                 IOV_PUSH_STRING(fields[i]);
 #undef IOV_PUSH_STRING
 
@@ -203,7 +203,7 @@ static void log_to_stderr(int level, const char *const *fields, const char *mess
         line_append(&l, message);
         if (fields && fields[0]) {
                 line_append(&l, " [");
-                for (size_t i = 0; fields[i] && i < LOG_FIELDS_MAX; i++) {
+                for (size_t i = 0; i < LOG_FIELDS_MAX && fields[i]; i++) {
                         if (i > 0)
                                 line_append(&l, " ");
                         line_append(&l, fields[i]);
@@ -280,4 +280,17 @@ int log_struct_errno(int level, int error, const char *message_id, const char *c
         r = log_dispatch(level, error, message_id, fields, fmt, ap);
         va_end(ap);
         return r;
+}
+
+void log_new_lines(int level, char ***logged, char *const *now) {
+        if (strv_equal(now, *logged))
+                return;
+        for (char *const *l = now; l && *l; l++)
+                if (!strv_contains(*logged, *l))
+                        log_full_errno(level, 0, "%s", *l);
+        char **copy = strv_copy(now);
+        if (!copy)
+                return; /* keep the old set: at worst a line is logged twice */
+        strv_free(*logged);
+        *logged = copy;
 }

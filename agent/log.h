@@ -38,6 +38,10 @@ int log_full_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);
 int log_struct_errno(int level, int error, const char *message_id, const char *const *fields,
                      const char *fmt, ...) _printf_(5, 6);
 
+/* De-duplication of standing conditions (plan warnings, errors): logs at level every line of now
+ * that is not in *logged, then remembers now (a line logged again only after it went away). */
+void log_new_lines(int level, char ***logged, char *const *now);
+
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
 #define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * k0s-tsagent's command line: argv -> subcommand. `run` hands over to the Manager; the other
- * subcommands (check-config, render, status) run once and exit. Exit codes: 0 ok, 1 runtime
- * error (check-config: invalid file), 2 usage error.
+ * k0s-tsagent's entry point: the global options, then `run` (the daemon: config, signals,
+ * Manager, loop) or one of cli.c's one-shot commands. Exit codes: 0 ok, 1 runtime error,
+ * 2 usage error.
  */
 
 #include <getopt.h>
@@ -11,34 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+#include "cli.h"
 #include "config.h"
-#include "doctor.h"
 #include "log.h"
 #include "manager.h"
-#include "render-cli.h"
-#include "status.h"
-
-static void help(void) {
-        printf("Usage: k0s-tsagent [--config PATH] [COMMAND] [OPTIONS]\n"
-               "\n"
-               "Runs k0s on a Tailscale network: waits for the tailnet, renders containerd's\n"
-               "registry files and k0s.yaml, starts and supervises k0s pinned to the tailnet IP.\n"
-               "\n"
-               "Commands:\n"
-               "  run                  run the daemon (default)\n"
-               "  check-config         validate the config file; exit 1 if invalid\n"
-               "  render --root DIR [--address IPV4] [--dns-name NAME] [--k0s-version VER]\n"
-               "                       write every file the daemon would write, below DIR\n"
-               "  status [--json]      show the running agent's state\n"
-               "  doctor [--json] [--check ID,...] [--root DIR]\n"
-               "                       check this node for known k0s-over-Tailscale traps\n"
-               "\n"
-               "Options:\n"
-               "  -c, --config PATH    config file (default %s)\n"
-               "  -h, --help           show this help\n"
-               "      --version        show the version\n",
-               CONFIG_PATH_DEFAULT);
-}
 
 static int cmd_run(const char *config_path) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -69,41 +46,6 @@ static int cmd_run(const char *config_path) {
         return manager_run(m);
 }
 
-static int cmd_check_config(const char *config_path) {
-        _cleanup_(config_freep) AgentConfig *c = NULL;
-        if (cli_load_config(config_path, &c) < 0)
-                return 1;
-        printf("%s: OK (role %s, interface %s, %zu registr%s)\n", config_path,
-               k0s_role_to_string(c->role), c->interface, c->n_registries,
-               c->n_registries == 1 ? "y" : "ies");
-        return 0;
-}
-
-static int cmd_status(const char *config_path, int argc, char **argv) {
-        bool json = false;
-        for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "--json"))
-                        json = true;
-                else
-                        return cli_usage_error("status: unknown option", argv[i]);
-        }
-        _cleanup_(config_freep) AgentConfig *c = NULL;
-        if (cli_load_config(config_path, &c) < 0)
-                return 1;
-        int r = status_show(c->state_dir, json, stdout);
-        if (r == -ENOENT) {
-                fprintf(stderr, "k0s-tsagent: no %s/%s: is the agent running?\n", c->state_dir,
-                        STATUS_FILE_NAME);
-                return 1;
-        }
-        if (r < 0) {
-                fprintf(stderr, "k0s-tsagent: cannot read %s/%s: %s\n", c->state_dir,
-                        STATUS_FILE_NAME, strerror(-r));
-                return 1;
-        }
-        return 0;
-}
-
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -121,7 +63,7 @@ int main(int argc, char **argv) {
                         config_path = optarg;
                         break;
                 case 'h':
-                        help();
+                        cli_help();
                         return 0;
                 case 'V':
                         printf("k0s-tsagent %s\n", PACKAGE_VERSION);
@@ -149,20 +91,5 @@ int main(int argc, char **argv) {
                         return cli_usage_error("run: unexpected argument", sub_argv[1]);
                 return cmd_run(config_path);
         }
-        if (streq(cmd, "check-config")) {
-                if (sub_argc > 1)
-                        return cli_usage_error("check-config: unexpected argument", sub_argv[1]);
-                return cmd_check_config(config_path);
-        }
-        if (streq(cmd, "render"))
-                return render_cli(config_path, sub_argc, sub_argv);
-        if (streq(cmd, "status"))
-                return cmd_status(config_path, sub_argc, sub_argv);
-        if (streq(cmd, "doctor"))
-                return doctor_cli(config_path, sub_argc, sub_argv);
-        if (streq(cmd, "help")) {
-                help();
-                return 0;
-        }
-        return cli_usage_error("unknown command", cmd);
+        return cli_run(config_path, sub_argc, sub_argv);
 }

@@ -6,44 +6,47 @@
  * k0s through the supervisor, STATUS= and status.json. Decisions live in reconcile.c.
  */
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
+#include "clock.h"
 #include "curl-glue.h"
+#include "event-util.h"
+#include "files.h"
 #include "health.h"
 #include "k0s-version.h"
 #include "log.h"
 #include "manager.h"
+#include "metrics.h"
 #include "netwatch.h"
 #include "reconcile.h"
 #include "render-containerd.h"
 #include "render-k0s.h"
 #include "status.h"
+#include "persist.h"
 #include "supervisor.h"
 #include "version-probe.h"
 #include "tailnet.h"
+#include "unit-job.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
-typedef struct FileRecord {
-        char *path;
-        uint64_t written_usec; /* CLOCK_REALTIME of the last write that changed it, 0 = never */
-        char *error; /* last write error, NULL when the file is as planned */
-} FileRecord;
+/* STATUS= is one line for `systemctl status`; longer text is cut (status.json has the rest). */
+#define STATUS_LINE_MAX 1024
+/* systemd answers in milliseconds; a manager that hangs must not hold up the stop for long. */
+#define UNIT_JOB_TIMEOUT_USEC (3 * USEC_PER_SEC)
 
 struct Manager {
         sd_event *event;
@@ -56,6 +59,9 @@ struct Manager {
         Health *health; /* k0s status-socket probe timer */
         Supervisor *supervisor; /* the k0s child: child/pidfd, settle/backoff/kill timers */
         VersionProbe *version_probe; /* `k0s version` child + pipe, while it runs */
+        ClockWatch *clock; /* clock-step timerfd, timesyncd inotify, clock.timeout timer */
+        Metrics *metrics; /* textfile writer: its trailing-write timer, dir inotify; NULL = off */
+        MetricsTracker metrics_tracker; /* counters derived from what the manager observes */
 
         sd_event_source *reconcile_source; /* defer source: one reconcile per burst of events */
         sd_event_source *sigterm_source;
@@ -70,10 +76,8 @@ struct Manager {
         Backoff retry_backoff;
         bool retry_pending;
 
-        FileRecord *files;
-        size_t n_files;
-        char **registry_dirs_cleaned; /* the registry set the certs_dir cleanup last ran for */
-        bool cleanup_done;
+        Files *files; /* records of the planned files, registry-dir cleanup */
+        UnitJobQuery *unit_job; /* "is our stop a restart?" in flight, after SIGTERM */
 
         Plan *plan; /* the last applied plan, for status updates between passes */
         uint64_t watchdog_usec;
@@ -81,7 +85,15 @@ struct Manager {
         bool gate_open;
         char *address;
         char **warnings_logged;
-        char *plan_error_logged;
+        char **errors_logged;
+        char **notices_logged;
+        char **holds_logged;
+        char *last_address; /* persist_dir/last-address: the address a controller's k0s last
+                             * ran with, NULL when none is recorded */
+        K0sVersion running_version; /* of the k0s that runs now, when have_running_version */
+        bool have_running_version;
+        char *running_hash; /* inputs hash the running version was noted for */
+        char *base_config_error; /* "PATH: reason" while the base k0s.yaml cannot be read */
         char *last_status;
         char *last_error;
         char *status_json;
@@ -92,26 +104,16 @@ struct Manager {
 };
 
 static void manager_trigger(Manager *m);
-
-static void file_record_clear(FileRecord *f) {
-        free(f->path);
-        free(f->error);
+/* The real time, not the loop iteration's (the gate opens and k0s starts in one iteration). */
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
-
-static FileRecord *manager_file_record(Manager *m, const char *path) {
-        for (size_t i = 0; i < m->n_files; i++)
-                if (streq(m->files[i].path, path))
-                        return &m->files[i];
-        FileRecord *n = realloc(m->files, sizeof(FileRecord) * (m->n_files + 1));
-        if (!n)
-                return NULL;
-        m->files = n;
-        char *p = strdup(path);
-        if (!p)
-                return NULL;
-        m->files[m->n_files] = (FileRecord){ .path = p };
-        return &m->files[m->n_files++];
-}
+static void manager_metrics_file(Manager *m, const char *path, int r);
+static void manager_metrics_k0s(Manager *m);
+static void manager_metrics_update(Manager *m, const Plan *p);
+static void manager_reload_metrics(Manager *m, const AgentConfig *old);
 
 static void manager_set_last_error(Manager *m, const char *fmt, ...) _printf_(2, 3);
 static void manager_set_last_error(Manager *m, const char *fmt, ...) {
@@ -149,16 +151,9 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static void manager_schedule_retry(Manager *m) {
         if (m->retry_pending)
                 return;
-        uint64_t delay = backoff_next(&m->retry_backoff), now = 0;
-        sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        int r;
-        if (m->retry_source) {
-                r = sd_event_source_set_time(m->retry_source, now + delay);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(m->retry_source, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time(m->event, &m->retry_source, CLOCK_MONOTONIC, now + delay,
-                                      USEC_PER_MSEC, on_retry, m);
+        uint64_t delay = backoff_next(&m->retry_backoff);
+        int r = event_timer_arm(m->event, &m->retry_source, delay, USEC_PER_MSEC, false, on_retry,
+                                m, "retry");
         if (r < 0) {
                 log_error_errno(r, "Failed to arm the retry timer: %m");
                 return;
@@ -224,346 +219,8 @@ static int manager_probe_version(Manager *m) {
 
 /* ---- applying a plan -------------------------------------------------------------------- */
 
-static int write_planned_file(Manager *m, const PlanFile *pf) {
-        FileRecord *rec = manager_file_record(m, pf->path);
-        if (!rec)
-                return log_oom();
-
-        int r = atomic_file_write(pf->path, pf->contents, strlen(pf->contents), pf->mode);
-        free(rec->error);
-        rec->error = NULL;
-        if (r < 0) {
-                rec->error = strdup_printf("%s", strerror(-r));
-                manager_set_last_error(m, "Failed to write %s: %s", pf->path, strerror(-r));
-                const char *fields[] = { "FILE=", NULL };
-                _cleanup_free_ char *ff = strdup_printf("FILE=%s", pf->path);
-                fields[0] = ff;
-                log_struct_errno(LOG_ERR, r, MESSAGE_ID_FILE_WRITTEN, ff ? fields : NULL,
-                                 "Failed to write '%s', keeping the old file: %m", pf->path);
-                return r;
-        }
-        if (r > 0) {
-                rec->written_usec = now_realtime_usec();
-                _cleanup_free_ char *ff = strdup_printf("FILE=%s", pf->path);
-                const char *fields[] = { ff, NULL };
-                log_struct_errno(LOG_INFO, 0, MESSAGE_ID_FILE_WRITTEN, ff ? fields : NULL,
-                                 "Wrote %s.", pf->path);
-        }
-        return 0;
-}
-
-int manager_ensure_registry_dir(const char *dir) {
-        struct stat st;
-        if (stat(dir, &st) >= 0)
-                return 0;
-        if (errno != ENOENT)
-                return -errno;
-        int r = mkdir_parents(dir, 0755);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *marker = strdup_printf("%s/%s", dir, CERTS_DIR_MARKER_FILE);
-        if (!marker)
-                return -ENOMEM;
-        static const char text[] = "This directory was created by k0s-tsagent, which removes it "
-                                   "when its registry leaves /etc/k0s-tsagent.conf.\n";
-        r = atomic_file_write(marker, text, sizeof(text) - 1, 0644);
-        return r < 0 ? r : 0;
-}
-
-static bool is_registry_hosts_file(const Plan *p, const char *path, char **ret_dir) {
-        for (char **d = p->registry_dirs; d && *d; d++)
-                if (startswith(path, *d) && path[strlen(*d)] == '/') {
-                        *ret_dir = *d;
-                        return true;
-                }
-        return false;
-}
-
-/* Remove the directories of registries that left the config, if (and only if) they carry our
- * marker, and our drop-in when no registry is left. Runs when the registry set changed. */
-static void manager_cleanup_registries(Manager *m, const Plan *p) {
-        const AgentConfig *c = m->config;
-
-        if (m->cleanup_done && strv_equal(m->registry_dirs_cleaned, p->registry_dirs))
-                return;
-
-        DIR *d = opendir(c->containerd_certs_dir);
-        if (d) {
-                struct dirent *de;
-                while ((de = readdir(d))) {
-                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                                continue;
-                        _cleanup_free_ char *dir =
-                                strdup_printf("%s/%s", c->containerd_certs_dir, de->d_name);
-                        _cleanup_free_ char *marker =
-                                dir ? strdup_printf("%s/%s", dir, CERTS_DIR_MARKER_FILE) : NULL;
-                        _cleanup_free_ char *hosts =
-                                dir ? strdup_printf("%s/hosts.toml", dir) : NULL;
-                        if (!marker || !hosts)
-                                break;
-                        if (strv_contains(p->registry_dirs, dir) || access(marker, F_OK) < 0)
-                                continue;
-                        if (unlink(hosts) < 0 && errno != ENOENT)
-                                log_warning_errno(errno, "Failed to remove '%s', ignoring: %m",
-                                                  hosts);
-                        (void) unlink(marker);
-                        if (rmdir(dir) < 0)
-                                log_warning_errno(errno, "Failed to remove '%s', ignoring: %m",
-                                                  dir);
-                        else
-                                log_info("Removed %s: its registry left the config.", dir);
-                }
-                closedir(d);
-        }
-
-        if (c->n_registries == 0) {
-                /* Only a drop-in we wrote: its first line is our marker. */
-                _cleanup_free_ char *text = NULL;
-                size_t len;
-                if (read_file_full(c->containerd_dropin, 64 * 1024, &text, &len) >= 0 &&
-                    startswith(text, RENDER_CONTAINERD_MARKER)) {
-                        if (unlink(c->containerd_dropin) < 0)
-                                log_warning_errno(errno, "Failed to remove '%s', ignoring: %m",
-                                                  c->containerd_dropin);
-                        else
-                                log_info("Removed %s: no registry is configured.",
-                                         c->containerd_dropin);
-                }
-        }
-
-        strv_free(m->registry_dirs_cleaned);
-        m->registry_dirs_cleaned = strv_copy(p->registry_dirs);
-        m->cleanup_done = m->registry_dirs_cleaned != NULL;
-}
-
-/* Returns true if every file was written. k0s.yaml failing is reported in *ret_k0s_yaml_ok. */
-static bool manager_apply_files(Manager *m, const Plan *p, bool *ret_k0s_yaml_ok) {
-        bool ok = true;
-        *ret_k0s_yaml_ok = true;
-
-        for (size_t i = 0; i < p->n_files; i++) {
-                const PlanFile *pf = &p->files[i];
-                char *dir = NULL;
-                int r = 0;
-
-                if (is_registry_hosts_file(p, pf->path, &dir)) {
-                        r = manager_ensure_registry_dir(dir);
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to create '%s': %m", dir);
-                }
-                if (r >= 0)
-                        r = write_planned_file(m, pf);
-                if (r < 0) {
-                        ok = false;
-                        if (streq(pf->path, m->config->k0s_config))
-                                *ret_k0s_yaml_ok = false;
-                }
-        }
-
-        /* Forget records of files no longer planned (a registry left). */
-        for (size_t i = 0; i < m->n_files;) {
-                bool planned = false;
-                for (size_t j = 0; j < p->n_files; j++)
-                        planned = planned || streq(p->files[j].path, m->files[i].path);
-                if (planned) {
-                        i++;
-                        continue;
-                }
-                file_record_clear(&m->files[i]);
-                memmove(m->files + i, m->files + i + 1, sizeof(FileRecord) * (m->n_files - i - 1));
-                m->n_files--;
-        }
-        return ok;
-}
-
 static const char *role_word(K0sRole r) {
         return k0s_role_to_string(r) ?: "?";
-}
-
-static char *manager_compose_status(Manager *m, const Plan *p) {
-        Supervisor *s = m->supervisor;
-        pid_t pid = supervisor_get_pid(s);
-        const char *role = role_word(m->config->role);
-        char *line = NULL;
-
-        if (m->stopping)
-                return pid > 0 ? strdup_printf("Stopping k0s (pid %d)", (int) pid)
-                               : strdup("Stopping");
-
-        if (!p->gate_open) {
-                if (pid > 0)
-                        return strdup_printf("%s; k0s %s keeps running (pid %d)", p->status, role,
-                                             (int) pid);
-                return strdup(p->status);
-        }
-
-        switch (supervisor_get_state(s)) {
-        case SUPERVISOR_RUNNING:
-                line = strdup_printf("k0s %s running (pid %d) on %s", role, (int) pid, p->address);
-                break;
-        case SUPERVISOR_SETTLING:
-                line = strdup_printf("k0s %s running (pid %d); its inputs changed, restart "
-                                     "pending (settle %llus)",
-                                     role, (int) pid,
-                                     (unsigned long long) (m->config->settle_usec / USEC_PER_SEC));
-                break;
-        case SUPERVISOR_STOPPING:
-                line = strdup_printf("Restarting k0s %s: waiting for pid %d to stop", role,
-                                     (int) pid);
-                break;
-        case SUPERVISOR_BACKOFF:
-                line = strdup_printf("k0s %s %s; restarting after backoff", role,
-                                     supervisor_get_last_exit(s) ?: "exited");
-                break;
-        case SUPERVISOR_IDLE:
-                line = strdup_printf("Starting k0s %s on %s", role, p->address);
-                break;
-        case _SUPERVISOR_STATE_MAX:
-        case _SUPERVISOR_STATE_INVALID:
-                line = strdup("?");
-                break;
-        }
-        if (line && m->health && health_get_error(m->health) && pid > 0) {
-                char *l2 = strdup_printf("%s; health: %s", line, health_get_error(m->health));
-                if (l2) {
-                        free(line);
-                        line = l2;
-                }
-        }
-        return line;
-}
-
-static cJSON *json_strv(const char (*v)[INET6_ADDRSTRLEN], size_t n) {
-        cJSON *a = cJSON_CreateArray();
-        for (size_t i = 0; a && i < n; i++)
-                cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-        return a;
-}
-
-static cJSON *json_strv4(const char (*v)[INET_ADDRSTRLEN], size_t n) {
-        cJSON *a = cJSON_CreateArray();
-        for (size_t i = 0; a && i < n; i++)
-                cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-        return a;
-}
-
-static void json_add_str(cJSON *o, const char *k, const char *v) {
-        if (v)
-                cJSON_AddStringToObject(o, k, v);
-        else
-                cJSON_AddNullToObject(o, k);
-}
-
-static void manager_write_status(Manager *m, const Plan *p, const char *status) {
-        const AgentConfig *c = m->config;
-        const NetState *n = netwatch_get_state(m->netwatch);
-        const TailnetStatus *t = m->tailnet ? tailnet_get_status(m->tailnet) : NULL;
-        Supervisor *s = m->supervisor;
-        char ts[32];
-
-        _cleanup_(cJSON_Deletep) cJSON *root = cJSON_CreateObject();
-        if (!root)
-                return (void) log_oom();
-        cJSON_AddStringToObject(root, "agent_version", PACKAGE_VERSION);
-        cJSON_AddNumberToObject(root, "agent_pid", getpid());
-        json_add_str(root, "status", status);
-        cJSON_AddStringToObject(root, "role", role_word(c->role));
-        cJSON_AddStringToObject(root, "gate", p && p->gate_open ? "open" : "closed");
-        json_add_str(root, "waiting_for", p ? p->waiting_for : "startup");
-        json_add_str(root, "address", p ? p->address : NULL);
-
-        cJSON *i = cJSON_AddObjectToObject(root, "interface");
-        if (i) {
-                cJSON_AddStringToObject(i, "name", c->interface);
-                cJSON_AddBoolToObject(i, "present", n && n->present);
-                cJSON_AddBoolToObject(i, "up", n && n->up);
-                cJSON_AddNumberToObject(i, "ifindex", n ? n->ifindex : 0);
-                cJSON_AddNumberToObject(i, "mtu", n ? n->mtu : 0);
-                cJSON_AddItemToObject(i, "ipv4", json_strv4(n ? n->ipv4 : NULL, n ? n->n_ipv4 : 0));
-                cJSON_AddItemToObject(i, "ipv6", json_strv(n ? n->ipv6 : NULL, n ? n->n_ipv6 : 0));
-                cJSON_AddNumberToObject(i, "recreated", n ? (double) n->n_recreated : 0);
-                cJSON_AddNumberToObject(i, "resyncs", (double) netwatch_get_resyncs(m->netwatch));
-        }
-
-        cJSON *tn = cJSON_AddObjectToObject(root, "tailnet");
-        if (tn) {
-                cJSON_AddBoolToObject(tn, "required", c->require_running);
-                cJSON_AddBoolToObject(tn, "connected",
-                                      m->tailnet && tailnet_is_connected(m->tailnet));
-                json_add_str(tn, "backend_state",
-                             t ? backend_state_to_string(t->backend_state) : NULL);
-                cJSON_AddBoolToObject(tn, "online", t && t->self_online);
-                json_add_str(tn, "ipv4", t ? t->ipv4 : NULL);
-                json_add_str(tn, "ipv6", t ? t->ipv6 : NULL);
-                json_add_str(tn, "dns_name", t ? t->dns_name : NULL);
-                json_add_str(tn, "version", t ? t->version : NULL);
-                json_add_str(tn, "error", m->tailnet ? tailnet_get_error(m->tailnet) : NULL);
-                cJSON_AddNumberToObject(tn, "reconnects",
-                                        m->tailnet ? (double) tailnet_get_reconnects(m->tailnet)
-                                                   : 0);
-        }
-
-        cJSON *k = cJSON_AddObjectToObject(root, "k0s");
-        if (k) {
-                uint64_t started = supervisor_get_started_usec(s);
-                SupervisorState st = supervisor_get_state(s);
-                cJSON_AddStringToObject(k, "state", supervisor_state_to_string(st) ?: "?");
-                cJSON_AddNumberToObject(k, "pid", supervisor_get_pid(s));
-                cJSON_AddBoolToObject(k, "adopted", supervisor_is_adopted(s));
-                json_add_str(k, "started", started ? format_timestamp(ts, started) : NULL);
-                cJSON_AddNumberToObject(k, "uptime_sec", 0);
-                cJSON_AddNumberToObject(k, "restarts", supervisor_get_restarts(s));
-                json_add_str(k, "last_exit", supervisor_get_last_exit(s));
-                json_add_str(k, "version", m->have_version ? m->k0s_version.text : NULL);
-                json_add_str(k, "inputs_hash", supervisor_get_hash(s));
-                cJSON *argv = cJSON_AddArrayToObject(k, "argv");
-                for (char **a = p && p->gate_open ? p->spec.argv : NULL; argv && a && *a; a++)
-                        cJSON_AddItemToArray(argv, cJSON_CreateString(*a));
-                cJSON *h = cJSON_AddObjectToObject(k, "health");
-                if (h) {
-                        const K0sStatus *ks = m->health ? health_get_status(m->health) : NULL;
-                        const char *he = m->health ? health_get_error(m->health) : NULL;
-                        if (ks || he)
-                                cJSON_AddBoolToObject(h, "ok", ks != NULL);
-                        else
-                                cJSON_AddNullToObject(h, "ok");
-                        json_add_str(h, "error", he);
-                        json_add_str(h, "role", ks ? ks->role : NULL);
-                        json_add_str(h, "k0s_version", ks ? ks->version : NULL);
-                }
-        }
-
-        cJSON *fa = cJSON_AddArrayToObject(root, "files");
-        for (size_t j = 0; fa && j < m->n_files; j++) {
-                cJSON *f = cJSON_CreateObject();
-                if (!f)
-                        break;
-                cJSON_AddStringToObject(f, "path", m->files[j].path);
-                json_add_str(f, "written",
-                             m->files[j].written_usec
-                                     ? format_timestamp(ts, m->files[j].written_usec)
-                                     : NULL);
-                json_add_str(f, "error", m->files[j].error);
-                cJSON_AddItemToArray(fa, f);
-        }
-        cJSON *w = cJSON_AddArrayToObject(root, "warnings");
-        for (char **x = p ? p->warnings : NULL; w && x && *x; x++)
-                cJSON_AddItemToArray(w, cJSON_CreateString(*x));
-        json_add_str(root, "last_error", m->last_error);
-
-        _cleanup_free_ char *text = cJSON_PrintUnformatted(root);
-        if (!text)
-                return (void) log_oom();
-        if (streq_ptr(text, m->status_json))
-                return;
-        int r = status_write(c->state_dir, root);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to write %s/%s, ignoring: %m", c->state_dir,
-                                  STATUS_FILE_NAME);
-                return;
-        }
-        free(m->status_json);
-        m->status_json = TAKE_PTR(text);
 }
 
 static void manager_log_transitions(Manager *m, const Plan *p) {
@@ -576,7 +233,7 @@ static void manager_log_transitions(Manager *m, const Plan *p) {
         if (p->gate_open && !m->gate_open)
                 log_struct_errno(LOG_NOTICE, 0, MESSAGE_ID_GATE_OPEN, have ? fields : NULL,
                                  "Tailnet ready: %s has %s; k0s may run.", iface, p->address);
-        else if (!p->gate_open && m->gate_open)
+        else if (!p->gate_open && m->gate_open && !p->hold)
                 log_struct_errno(LOG_WARNING, 0, MESSAGE_ID_GATE_CLOSED, have ? fields : NULL,
                                  "Tailnet not ready any more: waiting for %s. A running k0s is "
                                  "left alone.",
@@ -590,25 +247,70 @@ static void manager_log_transitions(Manager *m, const Plan *p) {
                 m->address = strdup(p->address);
         }
 
-        if (!strv_equal(p->warnings, m->warnings_logged)) {
-                for (char **w = p->warnings; w && *w; w++)
-                        if (!strv_contains(m->warnings_logged, *w))
-                                log_warning("%s", *w);
-                strv_free(m->warnings_logged);
-                m->warnings_logged = strv_copy(p->warnings);
+        log_new_lines(LOG_WARNING, &m->warnings_logged, p->warnings);
+        log_new_lines(LOG_NOTICE, &m->notices_logged, p->notices);
+        char *holds[] = { p->hold_reason, NULL };
+        log_new_lines(LOG_WARNING, &m->holds_logged, p->hold_reason ? holds : NULL);
+        char *errors[] = { p->error, NULL };
+        if (p->error && !strv_contains(m->errors_logged, p->error))
+                manager_set_last_error(m, "%s", p->error);
+        log_new_lines(LOG_ERR, &m->errors_logged, p->error ? errors : NULL);
+}
+
+static StatusSources manager_status_sources(Manager *m, const Plan *p) {
+        const AgentConfig *c = m->config;
+        return (StatusSources){
+                .config = c,
+                .plan = p,
+                .status = m->last_status,
+                .netwatch = m->netwatch,
+                .tailnet = m->tailnet,
+                .supervisor = m->supervisor,
+                .health = m->health,
+                .files = m->files,
+                .k0s_version = m->have_version ? &m->k0s_version : NULL,
+                .last_error = m->last_error,
+                .base_config_error = m->base_config_error,
+                .clock = clock_fact_to_string(clock_watch_get_fact(m->clock)),
+                .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
+                .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
+        };
+}
+
+static void manager_write_status(Manager *m, const Plan *p) {
+        const AgentConfig *c = m->config;
+        StatusSources src = manager_status_sources(m, p);
+        _cleanup_(cJSON_Deletep) cJSON *root = status_build(&src);
+        _cleanup_free_ char *text = root ? cJSON_PrintUnformatted(root) : NULL;
+        if (!text)
+                return (void) log_oom();
+        if (streq_ptr(text, m->status_json))
+                return;
+        int r = status_write(c->state_dir, root);
+        metrics_tracker_file(&m->metrics_tracker, METRICS_FILE_STATUS, r < 0 ? r : 1);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to write %s/%s, ignoring: %m",
+                                                c->state_dir, STATUS_FILE_NAME);
+        free(m->status_json);
+        m->status_json = TAKE_PTR(text);
+}
+
+/* The STATUS= line: composed from the plan and the modules, then cleaned, because parts of it
+ * come from outside (LocalAPI errors, k0s exit texts, file errors) and a newline in it would let
+ * them add assignments (MAINPID=, WATCHDOG=) to what systemd reads from us. */
+static char *manager_status_line(Manager *m, const Plan *p) {
+        StatusSources src = manager_status_sources(m, p);
+        _cleanup_free_ char *line = p ? status_line(&src, m->stopping) : strdup("Starting");
+        if (line && m->base_config_error && !strstr(line, m->config->k0s_base_config)) {
+                char *l2 = strdup_printf("%s; cannot use %s", line, m->base_config_error);
+                free(line);
+                line = l2;
         }
-        if (!streq_ptr(p->error, m->plan_error_logged)) {
-                if (p->error) {
-                        log_error("%s", p->error);
-                        manager_set_last_error(m, "%s", p->error);
-                }
-                free(m->plan_error_logged);
-                m->plan_error_logged = p->error ? strdup(p->error) : NULL;
-        }
+        return line ? str_sanitize(line, STATUS_LINE_MAX) : NULL;
 }
 
 static void manager_update_status(Manager *m, const Plan *p) {
-        _cleanup_free_ char *status = p ? manager_compose_status(m, p) : strdup("Starting");
+        _cleanup_free_ char *status = manager_status_line(m, p);
         if (!status)
                 return (void) log_oom();
 
@@ -622,47 +324,102 @@ static void manager_update_status(Manager *m, const Plan *p) {
                 (void) sd_notify(false, "READY=1");
                 m->ready_sent = true;
         }
-        manager_write_status(m, p, m->last_status);
+        manager_write_status(m, p);
 }
 
-static int read_base_config(Manager *m, char **ret, size_t *ret_len, char **ret_error) {
+/* The base k0s.yaml as a fact: its content or its read error (a directory, a FIFO, too big).
+ * A read error is the plan's business (k0s waits with that reason), never a reason to stop the
+ * pass: READY=1 and STATUS= must still go out. */
+static FileFact manager_read_base_config(Manager *m, char **ret_content) {
         const char *path = m->config->k0s_base_config;
-        int r = read_file_full(path, RENDER_K0S_MAX_BASE_SIZE, ret, ret_len);
-        if (r == -ENOENT) {
-                *ret = NULL;
-                *ret_len = 0;
-                return 0;
+        size_t len = 0;
+
+        *ret_content = NULL;
+        int r = k0s_role_is_controller(m->config->role)
+                ? read_file_full(path, RENDER_K0S_MAX_BASE_SIZE, ret_content, &len)
+                : -ENOENT;
+        _cleanup_free_ char *error =
+                r < 0 && r != -ENOENT ? strdup_printf("%s: %s", path, strerror(-r)) : NULL;
+        if (!streq_ptr(error, m->base_config_error)) {
+                if (error) {
+                        log_error("Cannot read the base k0s config %s: %s", path, strerror(-r));
+                        manager_set_last_error(m, "%s", error);
+                }
+                free(m->base_config_error);
+                free(m->last_address);
+                free(m->running_hash);
+                m->base_config_error = TAKE_PTR(error);
         }
+        if (m->base_config_error)
+                manager_schedule_retry(m); /* nothing else tells us when it is fixed */
         if (r < 0)
-                *ret_error = strdup_printf("%s: %s", path, strerror(-r));
-        return r;
+                return (FileFact){ .error = r };
+        return (FileFact){ .content = *ret_content, .len = len };
+}
+
+static void manager_load_last_address(Manager *m) {
+        _cleanup_free_ char *a = NULL;
+        int r = persist_read_last_address(m->config->persist_dir, &a);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read %s/%s, ignoring: %m", m->config->persist_dir,
+                                  PERSIST_LAST_ADDRESS);
+        else if (!streq_ptr(a, m->last_address)) {
+                free(m->last_address);
+                m->last_address = TAKE_PTR(a);
+        }
+}
+
+/* After the supervisor acted on the plan: the version of the k0s that now runs (the version
+ * fact at its start; an adopted k0s's is unknown until the probe of its binary tells), and on
+ * controllers the address it runs with, persisted for the next boot. */
+static void manager_note_running(Manager *m, const Plan *p) {
+        const char *hash = supervisor_get_hash(m->supervisor);
+        bool runs_plan = hash && p->k0s == PLAN_K0S_RUN && streq_ptr(hash, p->spec.hash);
+
+        if (supervisor_get_pid(m->supervisor) <= 0) {
+                m->have_running_version = false;
+                free(m->running_hash);
+                m->running_hash = NULL;
+        } else if (runs_plan && !supervisor_is_adopted(m->supervisor) && m->have_version &&
+                   !streq_ptr(m->running_hash, hash)) {
+                m->running_version = m->k0s_version;
+                m->have_running_version = true;
+                free(m->running_hash);
+                m->running_hash = strdup(hash);
+        }
+
+        if (!runs_plan || !p->address || !k0s_role_is_controller(m->config->role) ||
+            streq_ptr(m->last_address, p->address))
+                return;
+        int r = persist_write_last_address(m->config->persist_dir, p->address);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to record %s in %s/%s: %m", p->address,
+                                                m->config->persist_dir, PERSIST_LAST_ADDRESS);
+        log_info("k0s %s runs on %s: recorded in %s/%s.", k0s_role_to_string(m->config->role),
+                 p->address, m->config->persist_dir, PERSIST_LAST_ADDRESS);
+        free(m->last_address);
+        m->last_address = strdup(p->address);
 }
 
 static int on_reconcile(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         const AgentConfig *c = m->config;
         _cleanup_(plan_freep) Plan *p = NULL;
-        _cleanup_free_ char *base = NULL, *base_error = NULL;
-        size_t base_len = 0;
+        _cleanup_free_ char *base = NULL;
         int r;
 
-        if (k0s_role_is_controller(c->role)) {
-                r = read_base_config(m, &base, &base_len, &base_error);
-                if (r < 0) {
-                        log_error("Cannot read the base k0s config: %s",
-                                  base_error ?: strerror(-r));
-                        manager_set_last_error(m, "%s", base_error ?: strerror(-r));
-                        manager_schedule_retry(m);
-                        return 0;
-                }
-        }
-
+        struct stat token_st;
         NodeFacts f = {
                 .net = netwatch_get_state(m->netwatch),
                 .tailnet = m->tailnet ? tailnet_get_status(m->tailnet) : NULL,
                 .tailnet_error = m->tailnet ? tailnet_get_error(m->tailnet) : NULL,
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
-                .base_config = { .content = base, .len = base_len, .error = base ? 0 : -ENOENT },
+                .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
+                .base_config = manager_read_base_config(m, &base),
+                .token_file_error = stat(c->k0s_token_file, &token_st) < 0 ? -errno : 0,
+                .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
+                .now_realtime_usec = now_realtime_usec(),
+                .clock = clock_watch_get_fact(m->clock),
         };
 
         r = reconcile(c, &f, &p);
@@ -678,11 +435,17 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_log_transitions(m, p);
+        metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now_monotonic_usec());
 
         bool k0s_yaml_ok = true;
-        bool files_ok = manager_apply_files(m, p, &k0s_yaml_ok);
+        bool files_ok = files_apply(m->files, c, p, &k0s_yaml_ok) == 0;
+        for (size_t i = 0; i < files_get_count(m->files); i++)
+                manager_metrics_file(m, files_get(m->files, i)->path,
+                                     files_get(m->files, i)->result);
+        if (!files_ok && files_get_error(m->files))
+                manager_set_last_error(m, "%s", files_get_error(m->files));
         if (m->have_version)
-                manager_cleanup_registries(m, p);
+                files_cleanup(m->files, c, p);
         if (files_ok && !p->error) {
                 backoff_reset(&m->retry_backoff);
         } else
@@ -698,6 +461,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                         manager_set_last_error(m, "Failed to start k0s: %s", strerror(-r));
                 }
         }
+        manager_note_running(m, p);
 
         if (m->health) {
                 SupervisorState st = supervisor_get_state(m->supervisor);
@@ -708,6 +472,8 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_update_status(m, p);
+        manager_metrics_k0s(m);
+        manager_metrics_update(m, p);
         plan_free(m->plan);
         m->plan = TAKE_PTR(p);
         return 0;
@@ -743,6 +509,9 @@ static void on_health(Health *h, void *userdata) {
 static void on_supervisor(Supervisor *s, void *userdata) {
         Manager *m = userdata;
 
+        manager_metrics_k0s(m);
+        manager_metrics_update(m, m->plan);
+
         if (m->stopping && supervisor_get_pid(s) == 0) {
                 log_info("k0s is stopped; exiting.");
                 (void) sd_event_exit(m->event, m->exit_code);
@@ -751,76 +520,49 @@ static void on_supervisor(Supervisor *s, void *userdata) {
         manager_trigger(m);
 }
 
-/* systemd sends SIGTERM for both `stop` and `restart`. A restart (package upgrade, config
- * rollout, watchdog) must not stop k0s: the next agent adopts it. So ask systemd which job is
- * running on our unit. Not under systemd, or when unsure, k0s is stopped. */
-static bool unit_is_restarting(void) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *unit_path = NULL, *job_path = NULL, *job_type = NULL;
-        _cleanup_free_ char *unit = NULL, *job = NULL;
-        uint32_t job_id = 0;
-        bool restarting = false;
-        int r;
+/* Stop k0s for good: one SIGTERM, SIGKILL after stop_timeout; the loop exits when it is gone. */
+static void manager_stop_k0s(Manager *m, const char *why) {
+        pid_t pid = supervisor_get_pid(m->supervisor);
 
-        if (!getenv("INVOCATION_ID"))
-                return false;
-
-        /* The private socket works without dbus-daemon (minimal systems, early boot). */
-        r = sd_bus_new(&bus);
-        if (r >= 0)
-                r = sd_bus_set_address(bus, "unix:path=/run/systemd/private");
-        if (r >= 0)
-                r = sd_bus_start(bus);
+        if (pid <= 0) {
+                (void) supervisor_set_desired(m->supervisor, NULL);
+                return (void) sd_event_exit(m->event, m->exit_code);
+        }
+        log_notice("%s: stopping k0s (pid %d) with one SIGTERM, SIGKILL after %llus.", why,
+                   (int) pid, (unsigned long long) (m->config->stop_timeout_usec / USEC_PER_SEC));
+        if (m->health)
+                health_set_enabled(m->health, false);
+        int r = supervisor_stop(m->supervisor);
         if (r < 0) {
-                bus = sd_bus_flush_close_unref(bus);
-                r = sd_bus_open_system(&bus);
+                log_error_errno(r, "Failed to stop k0s: %m");
+                m->exit_code = 1;
+                return (void) sd_event_exit(m->event, 1);
         }
-        if (r < 0) {
-                log_debug_errno(r, "Cannot reach systemd to see whether this is a restart: %m");
-                return false;
-        }
-        (void) sd_bus_set_method_call_timeout(bus, 2 * USEC_PER_SEC);
-
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "GetUnitByPID", &error, &reply,
-                               "u", (uint32_t) getpid());
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "o", &unit_path);
-        unit = r >= 0 ? strdup(unit_path) : NULL;
-        reply = sd_bus_message_unref(reply);
-        if (r < 0 || !unit)
-                goto finish;
-
-        r = sd_bus_get_property(bus, "org.freedesktop.systemd1", unit,
-                                "org.freedesktop.systemd1.Unit", "Job", &error, &reply, "(uo)");
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "(uo)", &job_id, &job_path);
-        job = r >= 0 && job_id > 0 ? strdup(job_path) : NULL;
-        reply = sd_bus_message_unref(reply);
-        if (!job)
-                goto finish;
-
-        r = sd_bus_get_property(bus, "org.freedesktop.systemd1", job,
-                                "org.freedesktop.systemd1.Job", "JobType", &error, &reply, "s");
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "s", &job_type);
-        if (r >= 0) {
-                log_debug("systemd job on our unit: %s", job_type);
-                restarting = streq(job_type, "restart") || streq(job_type, "try-restart") ||
-                        streq(job_type, "reload-or-restart") ||
-                        streq(job_type, "reload-or-try-restart");
-        }
-        reply = sd_bus_message_unref(reply);
-finish:
-        if (r < 0)
-                log_debug("Cannot tell stop from restart (%s); stopping k0s.",
-                          error.message ?: strerror(-r));
-        sd_bus_error_free(&error);
-        return restarting;
+        if (r == 0 || supervisor_get_pid(m->supervisor) == 0)
+                return (void) sd_event_exit(m->event, 0);
+        manager_update_status(m, m->plan);
 }
 
+static void on_unit_job(UnitJobQuery *q, int r, bool restarting, void *userdata) {
+        Manager *m = userdata;
+        pid_t pid = supervisor_get_pid(m->supervisor);
+
+        /* q is freed with the manager, not here: we are inside its bus callback. */
+        if (r < 0)
+                log_info_errno(r, "Cannot tell stop from restart (%m); stopping k0s.");
+        if (restarting && pid > 0) {
+                log_notice("Agent restart: leaving k0s (pid %d) running for the next agent.",
+                           (int) pid);
+                supervisor_detach(m->supervisor);
+                return (void) sd_event_exit(m->event, 0);
+        }
+        manager_stop_k0s(m, "Stop of the unit");
+}
+
+/* systemd sends SIGTERM for both `stop` and `restart`. A restart (package upgrade, config
+ * rollout, watchdog) must not stop k0s: the next agent adopts it. So ask systemd which job runs
+ * on our unit, asynchronously: meanwhile child exits and watchdog pings go on. Not under
+ * systemd, or when unsure, k0s is stopped. */
 static int on_shutdown_signal(sd_event_source *s, const struct signalfd_siginfo *si,
                               void *userdata) {
         Manager *m = userdata;
@@ -834,32 +576,29 @@ static int on_shutdown_signal(sd_event_source *s, const struct signalfd_siginfo 
         m->stopping = true;
         (void) sd_notify(false, "STOPPING=1");
 
-        pid_t pid = supervisor_get_pid(m->supervisor);
-        if (pid > 0 && unit_is_restarting()) {
-                log_notice("Agent restart: leaving k0s (pid %d) running for the next agent.",
-                           (int) pid);
-                supervisor_detach(m->supervisor);
-                return sd_event_exit(m->event, 0);
+        if (supervisor_get_pid(m->supervisor) > 0 && getenv("INVOCATION_ID")) {
+                int r = unit_job_query(m->event, NULL, (uint32_t) getpid(), UNIT_JOB_TIMEOUT_USEC,
+                                       on_unit_job, m, &m->unit_job);
+                if (r >= 0)
+                        return 0;
+                log_info_errno(r,
+                               "Cannot ask systemd whether this is a restart (%m); stopping "
+                               "k0s.");
         }
-        if (pid <= 0) {
-                (void) supervisor_set_desired(m->supervisor, NULL);
-                return sd_event_exit(m->event, 0);
-        }
-        log_notice("Got %s: stopping k0s (pid %d) with one SIGTERM, SIGKILL after %llus.",
-                   strsignal((int) si->ssi_signo), (int) pid,
-                   (unsigned long long) (m->config->stop_timeout_usec / USEC_PER_SEC));
-        if (m->health)
-                health_set_enabled(m->health, false);
-        int r = supervisor_stop(m->supervisor);
-        if (r < 0) {
-                log_error_errno(r, "Failed to stop k0s: %m");
-                m->exit_code = 1;
-                return sd_event_exit(m->event, 1);
-        }
-        if (r == 0 || supervisor_get_pid(m->supervisor) == 0)
-                return sd_event_exit(m->event, 0);
-        manager_update_status(m, m->plan);
+        manager_stop_k0s(m, strsignal((int) si->ssi_signo));
         return 0;
+}
+
+/* (tailnet helper) Peers are asked of tailscaled only when some endpoint names one: a peer:
+ * endpoint, or (until the config parses those) a url: whose host is a tailnet IPv4. */
+/* Peers are asked for only when some registry names a peer: endpoint (issue 11): on a big
+ * tailnet every peer change otherwise costs a full /status. */
+static bool config_needs_peers(const AgentConfig *c) {
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++)
+                        if (c->registries[i].endpoints[j].peer)
+                                return true;
+        return false;
 }
 
 static void manager_apply_config(Manager *m, const AgentConfig *old) {
@@ -888,10 +627,12 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                 for (size_t i = 0; i < c->n_registries; i++)
                         multi = multi || c->registries[i].n_endpoints > 1;
                 tailnet_set_refresh(m->tailnet, multi ? c->peer_refresh_usec : 0);
+                tailnet_set_need_peers(m->tailnet, config_needs_peers(c));
         }
 
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
+        manager_reload_metrics(m, old);
 
         SupervisorTiming t;
         supervisor_timing_from_config(c, &t);
@@ -907,7 +648,7 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                 m->have_version = false;
                 (void) manager_probe_version(m);
         }
-        m->cleanup_done = false;
+        files_invalidate_cleanup(m->files);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -917,6 +658,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
         (void) sd_notify(false, "RELOADING=1");
         log_info("Reloading %s.", m->config_path);
+        manager_load_last_address(m); /* `accept-address` wrote it and sent SIGHUP */
         int r = config_load(m->config_path, &n, &error);
         if (r < 0) {
                 _cleanup_free_ char *ff = strdup_printf("CONFIG_FILE=%s", m->config_path);
@@ -945,14 +687,134 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* sd-event alone pings when its watchdog timer fires, between 1/2 and 3/4 of the period
+ * (sd_event_set_watchdog(): arm_watchdog() in sd-event.c), and on any wakeup after 1/4. A gap of
+ * 750-753 ms of 1 s was measured with that alone (netns-watchdog, 3 runs): beyond
+ * systemd.service(5)'s "half the period". Waking the loop every third of the period is the
+ * smallest addition that keeps every gap under half: 337-380 ms measured, 484 ms at most while
+ * the LocalAPI hangs. So both stay: sd-event's own pings and this one timer. */
 static int on_watchdog_kick(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
-        /* Waking the loop is enough: sd-event sends WATCHDOG=1 once a quarter of the period has
-         * passed. This keeps pings at a third of the period, never later. */
-        return sd_event_source_set_time_relative(s, m->watchdog_usec / 3);
+        int r = event_timer_arm(m->event, &m->watchdog_source, m->watchdog_usec / 3, USEC_PER_MSEC,
+                                false, on_watchdog_kick, m, "watchdog-kick");
+        if (r < 0)
+                log_warning_errno(r, "Failed to re-arm the watchdog timer: %m");
+        return 0;
+}
+
+static void manager_setup_watchdog(Manager *m) {
+        uint64_t wd = 0;
+        int r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+        if (r == 0 || sd_watchdog_enabled(false, &wd) <= 0 || wd == 0)
+                return;
+        m->watchdog_usec = wd;
+        r = event_timer_arm(m->event, &m->watchdog_source, wd / 3, USEC_PER_MSEC, false,
+                            on_watchdog_kick, m, "watchdog-kick");
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to add the watchdog timer: %m");
+        log_info("Watchdog every %llu ms.", (unsigned long long) (wd / USEC_PER_MSEC));
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
+
+/* ---- clock wait and metrics textfile (features) ------------------------------------------ */
+
+static void on_clock(ClockWatch *c, void *userdata) {
+        manager_trigger(userdata);
+}
+
+static int manager_start_clock_and_metrics(Manager *m) {
+        const AgentConfig *c = m->config;
+        int r;
+
+        metrics_tracker_init(&m->metrics_tracker);
+        r = clock_watch_new(c, on_clock, m, &m->clock);
+        if (r >= 0)
+                r = clock_watch_attach(m->clock, m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the clock: %m");
+        r = metrics_new(c->metrics_textfile, &m->metrics);
+        if (r >= 0)
+                r = metrics_attach(m->metrics, m->event);
+        if (r < 0)
+                log_warning_errno(r, "Metrics textfile %s disabled: %m", c->metrics_textfile);
+        return 0;
+}
+
+/* metrics.textfile changed on reload: a new writer; the counters carry on. */
+static void manager_reload_metrics(Manager *m, const AgentConfig *old) {
+        const char *path = m->config->metrics_textfile;
+        if (old == m->config || streq_ptr(old->metrics_textfile, path))
+                return;
+        m->metrics = metrics_free(m->metrics);
+        int r = metrics_new(path, &m->metrics);
+        if (r >= 0)
+                r = metrics_attach(m->metrics, m->event);
+        if (r < 0)
+                log_warning_errno(r, "Metrics textfile %s disabled: %m", path);
+        manager_metrics_update(m, m->plan);
+}
+
+static void manager_metrics_file(Manager *m, const char *path, int r) {
+        const AgentConfig *c = m->config;
+        MetricsFileKind k = streq(path, c->containerd_dropin) ? METRICS_FILE_DROPIN
+                : streq(path, c->k0s_config)                  ? METRICS_FILE_K0S_CONFIG
+                                                              : METRICS_FILE_HOSTS;
+        metrics_tracker_file(&m->metrics_tracker, k, r);
+}
+
+static void manager_metrics_k0s(Manager *m) {
+        Supervisor *s = m->supervisor;
+        metrics_tracker_k0s(&m->metrics_tracker, supervisor_get_pid(s),
+                            supervisor_get_started_usec(s), supervisor_is_adopted(s),
+                            supervisor_get_state(s) == SUPERVISOR_STOPPING,
+                            supervisor_get_last_exit(s), now_monotonic_usec());
+}
+
+static void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t,
+                                    MetricsSnapshot *s) {
+        uint64_t now = now_realtime_usec();
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
+                        const char *ipv4;
+                        bool reachable = false;
+                        MetricsReachability r = !e->peer ? METRICS_REACH_URL
+                                : !tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable)
+                                ? METRICS_REACH_UNKNOWN
+                                : reachable ? METRICS_REACH_REACHABLE
+                                            : METRICS_REACH_UNREACHABLE;
+                        s->registry_endpoints[r]++;
+                }
+}
+
+/* The gauges from the current state, the counters from the tracker; written if anything
+ * changed (metrics.c rate-limits). */
+static void manager_metrics_update(Manager *m, const Plan *p) {
+        if (!m->metrics)
+                return;
+        const NetState *n = netwatch_get_state(m->netwatch);
+        const TailnetStatus *t = m->tailnet ? tailnet_get_status(m->tailnet) : NULL;
+        MetricsSnapshot s = m->metrics_tracker.snap;
+
+        if (m->have_version)
+                snprintf(s.k0s_version, sizeof(s.k0s_version), "%s", m->k0s_version.text);
+        s.gate_open = p && p->gate_open;
+        s.interface_present = n && n->present;
+        s.interface_up = n && n->up;
+        s.backend_state = t ? t->backend_state : _BACKEND_STATE_INVALID;
+        s.self_online = t && t->self_online;
+        s.localapi_reconnects = m->tailnet ? tailnet_get_reconnects(m->tailnet) : 0;
+        metrics_count_endpoints(m->config, t, &s);
+        s.clock = clock_watch_get_fact(m->clock);
+        s.clock_synced = clock_watch_is_synced(m->clock);
+        s.clock_steps = clock_watch_get_jumps(m->clock);
+        int r = metrics_update(m->metrics, &s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the metrics, ignoring: %m");
+}
 
 int manager_new(const char *config_path, AgentConfig *config, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = calloc(1, sizeof(Manager));
@@ -967,6 +829,9 @@ int manager_new(const char *config_path, AgentConfig *config, Manager **ret) {
         if (!m->config_path)
                 return -ENOMEM;
         backoff_init(&m->retry_backoff, USEC_PER_SEC, 60 * USEC_PER_SEC);
+        r = files_new(NULL, &m->files);
+        if (r < 0)
+                return r;
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -989,26 +854,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGHUP: %m");
 
-        r = sd_event_set_watchdog(m->event, true);
-        if (r < 0)
-                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
-        else if (r > 0) {
-                uint64_t wd = 0;
-                if (sd_event_get_watchdog(m->event) > 0 && sd_watchdog_enabled(false, &wd) > 0 &&
-                    wd > 0) {
-                        m->watchdog_usec = wd;
-                        r = sd_event_add_time_relative(m->event, &m->watchdog_source,
-                                                       CLOCK_MONOTONIC, wd / 3, USEC_PER_MSEC,
-                                                       on_watchdog_kick, m);
-                        if (r >= 0)
-                                r = sd_event_source_set_enabled(m->watchdog_source, SD_EVENT_ON);
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to add the watchdog timer: %m");
-                        else
-                                log_info("Watchdog every %llu ms.",
-                                         (unsigned long long) (wd / USEC_PER_MSEC));
-                }
-        }
+        manager_setup_watchdog(m);
 
         r = sd_event_add_defer(m->event, &m->reconcile_source, on_reconcile, m);
         if (r < 0)
@@ -1053,10 +899,15 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to create state_dir '%s': %m", c->state_dir);
 
+        r = manager_start_clock_and_metrics(m);
+        if (r < 0)
+                return r;
+
         r = supervisor_adopt(m->supervisor, c->k0s_binary);
         if (r < 0)
                 log_warning_errno(r, "Failed to look for a running k0s, ignoring: %m");
 
+        manager_load_last_address(m);
         /* Apply derived settings (health, peer refresh) through the same path as a reload. */
         manager_apply_config(m, c);
         (void) manager_probe_version(m);
@@ -1076,6 +927,9 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        metrics_flush(m->metrics);
+        m->metrics = metrics_free(m->metrics);
+        m->clock = clock_watch_free(m->clock);
         m->version_probe = version_probe_free(m->version_probe);
         m->health = health_free(m->health);
         m->tailnet = tailnet_free(m->tailnet);
@@ -1089,12 +943,15 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->retry_source);
         sd_event_source_disable_unref(m->watchdog_source);
         sd_event_unref(m->event);
-        for (size_t i = 0; i < m->n_files; i++)
-                file_record_clear(&m->files[i]);
-        free(m->files);
-        strv_free(m->registry_dirs_cleaned);
+        m->unit_job = unit_job_query_free(m->unit_job);
+        m->files = files_free(m->files);
         strv_free(m->warnings_logged);
-        free(m->plan_error_logged);
+        strv_free(m->errors_logged);
+        strv_free(m->notices_logged);
+        strv_free(m->holds_logged);
+        free(m->base_config_error);
+        free(m->last_address);
+        free(m->running_hash);
         free(m->version_error);
         free(m->address);
         free(m->last_status);

@@ -205,7 +205,7 @@ static int kubelet_flag(const K0sArgvFacts *a, char **user, char ***warnings, ch
 
 static int role_args(const AgentConfig *cfg, const K0sArgvFacts *a, char ***argv) {
         _cleanup_free_ char *c = strdup_printf("--config=%s", cfg->k0s_config);
-        _cleanup_free_ char *t = strdup_printf("--token-file=%s", cfg->k0s_token_file);
+        _cleanup_free_ char *t = strdup_printf("--token-file=%s", strempty(cfg->k0s_token_file));
         int r;
 
         if (!c || !t)
@@ -311,7 +311,7 @@ static bool url_endpoint_unreachable(const RegistryEndpoint *e, const TailnetSta
                 return false;
         for (size_t j = 0; j < t->n_peers; j++)
                 if (peer_matches(&t->peers[j], host))
-                        return !tailnet_peer_is_reachable(&t->peers[j], now);
+                        return !tailnet_peer_is_reachable(&t->peers[j], t->self_online, now);
         return false;
 }
 
@@ -331,12 +331,12 @@ static int resolve_peers(const Registry *r, const TailnetStatus *t, uint64_t now
                          bool *reachable, char ***warnings) {
         for (size_t i = 0; i < r->n_endpoints; i++) {
                 const RegistryEndpoint *e = &r->endpoints[i];
-                const TailnetPeer *peer;
+                const char *ipv4 = NULL;
 
                 if (!e->peer)
                         continue;
-                peer = tailnet_status_find_peer(t, e->peer);
-                if (!peer || !peer->ipv4) {
+                if (!tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable[i])) {
+                        const TailnetPeer *peer = tailnet_status_find_peer(t, e->peer);
                         if (plan_note(warnings,
                                       "registry %s: tailnet peer '%s' is %s; endpoint left out",
                                       r->name, e->peer,
@@ -346,10 +346,9 @@ static int resolve_peers(const Registry *r, const TailnetStatus *t, uint64_t now
                                 return -ENOMEM;
                         continue;
                 }
-                urls[i] = strdup_printf("%s://%s:%u", e->scheme ?: "https", peer->ipv4, e->port);
+                urls[i] = strdup_printf("%s://%s:%u", e->scheme ?: "https", ipv4, e->port);
                 if (!urls[i])
                         return -ENOMEM;
-                reachable[i] = tailnet_peer_is_reachable(peer, now);
         }
         return 0;
 }
@@ -561,6 +560,10 @@ static int check_base_config(const AgentConfig *cfg, const NodeFacts *f, Plan *p
 static int check_token(const AgentConfig *cfg, const NodeFacts *f, Plan *p, bool *ret_token) {
         int e = f->token_file_error;
 
+        if (!cfg->k0s_token_file) { /* token_file: "" — K0S_TOKEN in k0s.env joins instead */
+                *ret_token = false;
+                return 0;
+        }
         *ret_token = e == 0 && cfg->role != K0S_ROLE_SINGLE;
         if (e == 0 || cfg->role == K0S_ROLE_SINGLE)
                 return 0;

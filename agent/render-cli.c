@@ -16,25 +16,14 @@
 #include "util.h"
 #include "atomic-file.h"
 #include "k0s-version.h"
-#include "manager.h"
+#include "cli.h"
+#include "files.h"
+#include "log.h"
 #include "netwatch.h"
 #include "reconcile.h"
 #include "render-cli.h"
 #include "render-k0s.h"
 #include "tailnet-status.h"
-
-int cli_usage_error(const char *what, const char *arg) {
-        fprintf(stderr, "k0s-tsagent: %s '%s'\nTry 'k0s-tsagent --help'.\n", what, arg);
-        return 2;
-}
-
-int cli_load_config(const char *path, AgentConfig **ret) {
-        _cleanup_free_ char *error = NULL;
-        int r = config_load(path, ret, &error);
-        if (r < 0)
-                fprintf(stderr, "%s\n", error ?: strerror(-r));
-        return r;
-}
 
 /* `k0s version`, synchronously: fine for a one-shot CLI, never used by the daemon. */
 static int run_k0s_version(const char *binary, char **ret) {
@@ -78,7 +67,11 @@ static int run_k0s_version(const char *binary, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int render_cli(const char *config_path, int argc, char **argv) {
+typedef struct RenderArgs {
+        const char *root, *address, *dns_name, *version;
+} RenderArgs;
+
+static int render_parse_argv(int argc, char **argv, RenderArgs *ret) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'r' },
                 { "address", required_argument, NULL, 'a' },
@@ -86,41 +79,43 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 { "k0s-version", required_argument, NULL, 'k' },
                 {},
         };
-        const char *root = NULL, *address = NULL, *dns_name = NULL, *version = NULL;
+        RenderArgs a = {};
         int c;
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 'r':
-                        root = optarg;
+                        a.root = optarg;
                         break;
                 case 'a':
-                        address = optarg;
+                        a.address = optarg;
                         break;
                 case 'd':
-                        dns_name = optarg;
+                        a.dns_name = optarg;
                         break;
                 case 'k':
-                        version = optarg;
+                        a.version = optarg;
                         break;
                 default:
                         return 2;
                 }
         if (optind < argc)
                 return cli_usage_error("render: unexpected argument", argv[optind]);
-        if (!root)
+        if (!a.root)
                 return cli_usage_error("render: missing", "--root DIR");
         struct in_addr a4;
-        if (address && (inet_pton(AF_INET, address, &a4) != 1 || !address_is_tailnet_ipv4(address)))
-                return cli_usage_error("render: not a tailnet IPv4 (100.64.0.0/10):", address);
+        if (a.address &&
+            (inet_pton(AF_INET, a.address, &a4) != 1 || !address_is_tailnet_ipv4(a.address)))
+                return cli_usage_error("render: not a tailnet IPv4 (100.64.0.0/10):", a.address);
+        *ret = a;
+        return 0;
+}
 
-        _cleanup_(config_freep) AgentConfig *cfg = NULL;
-        if (cli_load_config(config_path, &cfg) < 0)
-                return 1;
-
-        K0sVersion v;
+/* The k0s version from --k0s-version, the config, or `k0s version`. Returns an exit code. */
+static int render_version(const AgentConfig *cfg, const char *version, K0sVersion *ret) {
         _cleanup_free_ char *probed = NULL;
+
         if (!version && !streq(cfg->k0s_version, "auto"))
                 version = cfg->k0s_version;
         if (!version) {
@@ -134,31 +129,68 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 }
                 version = probed;
         }
-        if (k0s_version_parse(version, &v) < 0)
+        if (k0s_version_parse(version, ret) < 0)
                 return cli_usage_error("render: not a k0s version:", version);
+        return 0;
+}
+
+/* Write the plan's files below root through the daemon's file-apply path and list them. */
+static int render_apply(const AgentConfig *cfg, const Plan *p, const char *root) {
+        _cleanup_(files_freep) Files *files = NULL;
+        bool k0s_yaml_ok;
+
+        if (files_new(root, &files) < 0)
+                return 1;
+        /* files.c logs: only its warnings and errors belong on render's stderr. */
+        log_set_max_level(LOG_WARNING);
+        int failed = files_apply(files, cfg, p, &k0s_yaml_ok);
+        files_cleanup(files, cfg, p);
+        for (size_t i = 0; i < files_get_count(files); i++) {
+                const FileRecord *r = files_get(files, i);
+                if (r->result >= 0)
+                        printf("%s %s\n", r->result > 0 ? "wrote    " : "unchanged", r->path);
+                else
+                        fprintf(stderr, "%s: %s\n", r->path, r->error ?: "failed");
+        }
+        return failed != 0;
+}
+
+int render_cli(const char *config_path, int argc, char **argv) {
+        RenderArgs a = {};
+        int r = render_parse_argv(argc, argv, &a);
+        if (r != 0)
+                return r;
+
+        _cleanup_(config_freep) AgentConfig *cfg = NULL;
+        if (cli_load_config(config_path, &cfg) < 0)
+                return 1;
+        K0sVersion v;
+        if ((r = render_version(cfg, a.version, &v)) != 0)
+                return r;
 
         /* The facts as if the tailnet were up with this address. */
         NetState net = { .present = true, .up = true, .ifindex = 1, .admin_up = true };
         TailnetStatus ts = { .backend_state = BACKEND_RUNNING, .self_online = true, .tun = true };
         char *empty[] = { NULL };
         ts.health = empty;
-        if (address) {
-                snprintf(net.ipv4[0], sizeof(net.ipv4[0]), "%s", address);
+        if (a.address) {
+                snprintf(net.ipv4[0], sizeof(net.ipv4[0]), "%s", a.address);
                 net.n_ipv4 = 1;
-                ts.ipv4 = (char *) address;
+                ts.ipv4 = (char *) a.address;
         }
-        _cleanup_free_ char *dns = dns_name ? strdup(dns_name) : NULL;
+        _cleanup_free_ char *dns = a.dns_name ? strdup(a.dns_name) : NULL;
         if (dns && dns[0] && dns[strlen(dns) - 1] == '.')
                 dns[strlen(dns) - 1] = 0;
         ts.dns_name = dns;
 
         _cleanup_free_ char *base = NULL;
         size_t base_len = 0;
+        int base_r = -ENOENT;
         if (k0s_role_is_controller(cfg->role)) {
-                int r = read_file_full(cfg->k0s_base_config, RENDER_K0S_MAX_BASE_SIZE, &base,
-                                       &base_len);
-                if (r < 0 && r != -ENOENT) {
-                        fprintf(stderr, "%s: %s\n", cfg->k0s_base_config, strerror(-r));
+                base_r = read_file_full(cfg->k0s_base_config, RENDER_K0S_MAX_BASE_SIZE, &base,
+                                        &base_len);
+                if (base_r < 0 && base_r != -ENOENT) {
+                        fprintf(stderr, "%s: %s\n", cfg->k0s_base_config, strerror(-base_r));
                         return 1;
                 }
         }
@@ -166,10 +198,10 @@ int render_cli(const char *config_path, int argc, char **argv) {
                 .net = &net,
                 .tailnet = &ts,
                 .k0s_version = &v,
-                .base_config = { .content = base, .len = base_len, .error = base ? 0 : -ENOENT },
+                .base_config = { .content = base, .len = base_len, .error = base ? 0 : base_r },
         };
         _cleanup_(plan_freep) Plan *p = NULL;
-        int r = reconcile(cfg, &f, &p);
+        r = reconcile(cfg, &f, &p);
         if (r < 0) {
                 fprintf(stderr, "k0s-tsagent: render failed: %s\n", strerror(-r));
                 return 1;
@@ -181,26 +213,7 @@ int render_cli(const char *config_path, int argc, char **argv) {
         for (char **w = p->warnings; w && *w; w++)
                 fprintf(stderr, "warning: %s\n", *w);
 
-        int ret = 0;
-        for (size_t i = 0; i < p->n_files; i++) {
-                _cleanup_free_ char *path = path_join_root(root, p->files[i].path);
-                if (!path)
-                        return 1;
-                for (char **d = p->registry_dirs; d && *d; d++)
-                        if (startswith(p->files[i].path, *d) &&
-                            p->files[i].path[strlen(*d)] == '/') {
-                                _cleanup_free_ char *dir = path_join_root(root, *d);
-                                if (dir && (r = manager_ensure_registry_dir(dir)) < 0)
-                                        fprintf(stderr, "%s: %s\n", dir, strerror(-r));
-                        }
-                r = atomic_file_write(path, p->files[i].contents, strlen(p->files[i].contents),
-                                      p->files[i].mode);
-                if (r < 0) {
-                        fprintf(stderr, "%s: %s\n", path, strerror(-r));
-                        ret = 1;
-                } else
-                        printf("%s %s\n", r > 0 ? "wrote    " : "unchanged", path);
-        }
+        int ret = render_apply(cfg, p, a.root);
         if (p->gate_open) {
                 _cleanup_free_ char *cmd = strv_join(p->spec.argv, " ");
                 printf("k0s would run: %s\n", cmd ?: "?");

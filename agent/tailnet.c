@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The tailscaled LocalAPI client: the watch-ipn-bus stream (only a trigger), debounced GET /status
- * (the facts), reconnect with backoff, an optional periodic refresh. It owns its easy handles,
- * timers and the last TailnetStatus; it does not decide anything (the manager gates on the
- * status) and it never parses JSON itself (common/tailnet-status does).
+ * The tailscaled LocalAPI client: the watch-ipn-bus stream (only a trigger, scanned in O(1)
+ * memory), coalesced GET /status (the facts; without peers unless they are needed), reconnect
+ * with backoff, an optional periodic refresh. It owns its easy handles, timers and the last
+ * TailnetStatus; it does not decide anything (the manager gates on the status) and it never
+ * parses JSON itself (common/tailnet-status does).
  */
 
 #include <inttypes.h>
@@ -17,14 +18,37 @@
 
 /* tailscaled answers 403 to any other Host; libcurl derives the Host header from the URL. */
 #define LOCALAPI_URL "http://local-tailscaled.sock/localapi/v0/"
-/* mask=2 (NotifyInitialState): the first line carries State, later ones come on changes. */
-#define WATCH_URL LOCALAPI_URL "watch-ipn-bus?mask=2"
-#define STATUS_URL LOCALAPI_URL "status"
+#define WATCH_URL_FMT LOCALAPI_URL "watch-ipn-bus?mask=%u"
+/* ipn/localapi/localapi.go serveStatus: peers=false -> StatusWithoutPeers(). */
+#define STATUS_URL_PEERS LOCALAPI_URL "status"
+#define STATUS_URL_NO_PEERS LOCALAPI_URL "status?peers=false"
+
+/* Watch mask bits (tailscale ipn/backend.go NotifyWatchOpt). */
+#define NOTIFY_INITIAL_STATE 2u /* first line carries State; SelfChange comes to every watcher */
+#define NOTIFY_PEER_CHANGES 4096u /* v1.98+: peer deltas instead of (v1.98) full NetMaps */
 
 #define CONNECT_TIMEOUT_MS 2000L
-/* /status can block while tailscaled builds its backend: always bounded. */
-#define STATUS_TIMEOUT_MS 5000L
+/* The response headers of the stream must come this soon (tailscaled flushes them as soon as
+ * the watcher is registered); a LocalAPI that accepts and says nothing is given up. */
+#define HEADER_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* /status can block while tailscaled builds its backend: always bounded (headers included). */
+#define STATUS_TIMEOUT_MS 10000L
+/* Body caps that keep the agent's peak RSS under 64 MiB whatever tailscaled sends: the body is
+ * held once and walked without a tree (common/tailnet-status.c), and only the peer array is
+ * built from it (~200 B per peer). Without peers a real body is a few KiB: 4 MiB. With peers a
+ * real body is ~1.2 KiB per peer: 24 MiB is ~20,000 peers. A cJSON tree of 24 MiB of tiny
+ * elements would have cost ~80 B x 12 M elements = ~1 GiB; this way it is ~24 MiB + peers. */
+#define STATUS_MAX_NO_PEERS (4u * 1024u * 1024u)
+#define STATUS_MAX_PEERS TAILNET_STATUS_MAX_SIZE
 #define DEBOUNCE_USEC (50 * USEC_PER_MSEC)
+/* Peer changes (and old daemons' NetMaps) come as often as every peer flips: one /status with
+ * peers per this interval at most, so a 5,000-peer tailnet costs little, and a change is still
+ * seen within a second. */
+#define PEER_DEBOUNCE_USEC (100 * USEC_PER_MSEC)
+#define PEER_MIN_INTERVAL_USEC (750 * USEC_PER_MSEC)
+/* The backoff starts over only after a stream stayed up this long and delivered a valid line: a
+ * server that answers 200 and closes at once gets ever fewer reconnects. */
+#define STABLE_USEC (10 * USEC_PER_SEC)
 /* A failed /status while the stream is up is retried this late (not a poll: only after a
  * failure). */
 #define STATUS_RETRY_USEC (1 * USEC_PER_SEC)
@@ -32,6 +56,8 @@
 #define RECONNECT_MAX_USEC (5 * USEC_PER_SEC)
 /* Room for the error text of a non-200 watch response. */
 #define ERROR_BODY_MAX 4096u
+/* Bound of every text from tailscaled kept for status.json / STATUS= (str_sanitize()). */
+#define ERROR_MAX_LEN 256u
 
 typedef enum TailnetState {
         TAILNET_DISCONNECTED, /* no stream; the reconnect timer is armed once attached */
@@ -69,22 +95,32 @@ struct Tailnet {
         uint64_t reconnects;
         uint64_t refresh_usec;
 
+        bool need_peers; /* some registry names a peer: peer deltas and /status with peers */
+        char *daemon_version; /* from the bus (every Notify carries Version) or /status */
+        unsigned mask; /* the watch mask of the current/last stream */
+
         /* The stream. */
         CURL *watch;
-        CurlBody watch_buf; /* unconsumed bytes (a partial line), or the non-200 error body */
+        CurlBody watch_buf; /* the non-200 error body */
+        IpnBusScanner scan; /* the line being received */
         long watch_code; /* HTTP status once the headers ended, 0 before */
         char *watch_abort; /* why the write callback ended the stream, NULL otherwise */
-        bool watch_got_line;
+        bool watch_remask; /* ended to reconnect with another mask: at once, not an error */
+        bool watch_got_line; /* a valid line arrived on this stream */
+        uint64_t connected_usec; /* CLOCK_MONOTONIC of the 200 */
 
         /* The one /status request in flight, if any. */
         CURL *status_req;
         CurlBody status_body;
         bool status_dirty; /* a trigger arrived while it ran: fetch again afterwards */
+        bool status_dirty_peers; /* ... and that trigger was a peer change */
+        uint64_t last_fetch_usec; /* CLOCK_MONOTONIC start of the last /status */
 
         TailnetStatus *status;
         char *error;
 
         sd_event_source *reconnect_timer; /* one-shot: next connect attempt */
+        sd_event_source *header_timer; /* one-shot: the stream's headers are overdue */
         sd_event_source *fetch_timer; /* one-shot: debounced /status */
         sd_event_source *refresh_timer; /* periodic /status while connected, if configured */
         sd_event_source *notify_source; /* defer: calls handler outside of curl callbacks */
@@ -120,8 +156,17 @@ static void tailnet_set_state(Tailnet *t, TailnetState state) {
                 tailnet_notify(t);
 }
 
-/* Takes ownership of error (NULL clears). */
+/* Takes ownership of error (NULL clears). Whatever tailscaled said is in it: it is made
+ * printable and bounded here, before it can reach status.json, STATUS= or a log field. */
 static void tailnet_set_error(Tailnet *t, char *error) {
+        if (error) {
+                char *clean = str_sanitize(error, ERROR_MAX_LEN);
+
+                free(error);
+                error = clean;
+                if (!error)
+                        log_oom();
+        }
         if (streq_ptr(t->error, error)) {
                 free(error);
                 return;
@@ -145,6 +190,7 @@ static bool tailnet_status_equal(const TailnetStatus *a, const TailnetStatus *b)
             a->backend_state != b->backend_state || !streq_ptr(a->auth_url, b->auth_url) ||
             !streq_ptr(a->ipv4, b->ipv4) || !streq_ptr(a->ipv6, b->ipv6) ||
             a->self_online != b->self_online || !streq_ptr(a->dns_name, b->dns_name) ||
+            a->self_key_expiry_usec != b->self_key_expiry_usec ||
             !streq_ptr(a->host_name, b->host_name) ||
             !streq_ptr(a->magic_dns_suffix, b->magic_dns_suffix) ||
             !strv_equal_ptr(a->health, b->health) || a->n_peers != b->n_peers)
@@ -155,7 +201,10 @@ static bool tailnet_status_equal(const TailnetStatus *a, const TailnetStatus *b)
 
                 if (!streq_ptr(p->dns_name, q->dns_name) ||
                     !streq_ptr(p->host_name, q->host_name) || !streq_ptr(p->ipv4, q->ipv4) ||
-                    !streq_ptr(p->ipv6, q->ipv6) || p->online != q->online)
+                    !streq_ptr(p->ipv6, q->ipv6) || p->online != q->online ||
+                    p->active != q->active || p->last_handshake_usec != q->last_handshake_usec ||
+                    !streq_ptr(p->cur_addr, q->cur_addr) || !streq_ptr(p->relay, q->relay) ||
+                    p->key_expiry_usec != q->key_expiry_usec)
                         return false;
         }
         return true;
@@ -178,7 +227,7 @@ static void tailnet_cancel_status(Tailnet *t) {
                 t->status_req = NULL;
         }
         curl_body_reset(&t->status_body);
-        t->status_dirty = false;
+        t->status_dirty = t->status_dirty_peers = false;
         event_timer_disarm(t->fetch_timer);
 }
 
@@ -191,10 +240,13 @@ static void tailnet_drop(Tailnet *t) {
                 t->watch = NULL;
         }
         curl_body_reset(&t->watch_buf);
+        ipn_bus_scanner_init(&t->scan);
         t->watch_code = 0;
         free(t->watch_abort);
         t->watch_abort = NULL;
-        t->watch_got_line = false;
+        t->watch_remask = t->watch_got_line = false;
+        t->connected_usec = 0;
+        event_timer_disarm(t->header_timer);
 
         tailnet_cancel_status(t);
         event_timer_disarm(t->refresh_timer);
@@ -204,6 +256,14 @@ static void tailnet_drop(Tailnet *t) {
 }
 
 static int tailnet_on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int tailnet_on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static uint64_t tailnet_now(Tailnet *t) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(t->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
 
 static void tailnet_schedule_fetch(Tailnet *t, uint64_t delay_usec) {
         int r;
@@ -215,6 +275,80 @@ static void tailnet_schedule_fetch(Tailnet *t, uint64_t delay_usec) {
                             tailnet_on_fetch_timer, t, "tailnet-fetch");
         if (r < 0)
                 log_warning_errno(r, "Failed to schedule LocalAPI /status, ignoring: %m");
+}
+
+/* A trigger from the bus. Self/state changes are fetched after a short debounce; peer changes
+ * (which come as often as peers flip) at most once per PEER_MIN_INTERVAL_USEC. */
+static void tailnet_trigger(Tailnet *t, bool peers) {
+        uint64_t delay = DEBOUNCE_USEC, now, next;
+
+        if (peers) {
+                now = tailnet_now(t);
+                next = usec_add(t->last_fetch_usec, PEER_MIN_INTERVAL_USEC);
+                delay = MAX(PEER_DEBOUNCE_USEC, next > now ? next - now : 0);
+        }
+        if (t->status_req) {
+                /* The running request may have read the old state already. */
+                t->status_dirty = true;
+                t->status_dirty_peers = t->status_dirty_peers || peers;
+                return;
+        }
+        tailnet_schedule_fetch(t, delay);
+}
+
+/* "1.102.3-t9c1f2a3b4-g5d6e7f8a9" -> 102 when the major is 1; -1 when unknown. */
+static int tailnet_daemon_minor(const Tailnet *t) {
+        unsigned major, minor;
+
+        if (!t->daemon_version || sscanf(t->daemon_version, "%u.%u", &major, &minor) != 2)
+                return -1;
+        return major > 1 ? 1000 : major < 1 ? 0 : (int) MIN(minor, 999u);
+}
+
+/* What to subscribe to (shared facts tailscale.md §3; tailscale ipn/backend.go):
+ * - NotifyInitialState always: the first line tells the state; State and SelfChange (v1.98+,
+ *   sent to every watcher) lines follow on changes.
+ * - NotifyPeerChanges when peers are needed: v1.100+ then sends PeersChanged/PeersRemoved
+ *   deltas, and without it nothing about peers at all (Linux sends no NetMap after the initial
+ *   one: ipn/ipnlocal/bus.go goosGetsLegacyNetmapNotify).
+ * - On v1.98 always: there the bit makes incremental peer changes come as small PeerChanges
+ *   lines instead of full NetMaps (v1.98.0 ipn/ipnlocal/local.go, the watcher loop that "skips
+ *   the full Netmap"), so it saves megabytes per change even when peers are not needed.
+ * - Before v1.98 the bit is unknown and ignored (no mask validation before v1.102): full
+ *   NetMaps come on every change whatever the mask; they are triggers, never trees. */
+static unsigned tailnet_wanted_mask(const Tailnet *t) {
+        int minor = tailnet_daemon_minor(t);
+        unsigned mask = NOTIFY_INITIAL_STATE;
+
+        if (t->need_peers || (minor >= 98 && minor < 100))
+                mask |= NOTIFY_PEER_CHANGES;
+        return mask;
+}
+
+/* Remember the daemon's version; true when the stream must be reopened with another mask. */
+static bool tailnet_learn_version(Tailnet *t, const char *version) {
+        char *v;
+
+        if (isempty(version) || streq_ptr(version, t->daemon_version))
+                return false;
+        v = strdup(version);
+        if (!v) {
+                log_oom();
+                return false;
+        }
+        free(t->daemon_version);
+        t->daemon_version = v;
+        log_debug("tailscaled version %s: watch mask %u.", v, tailnet_wanted_mask(t));
+        return t->watch && tailnet_wanted_mask(t) != t->mask;
+}
+
+static void tailnet_reconnect_now(Tailnet *t) {
+        int r;
+
+        r = event_timer_arm(t->event, &t->reconnect_timer, 0, USEC_PER_MSEC, false,
+                            tailnet_on_reconnect_timer, t, "tailnet-reconnect");
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule LocalAPI reconnect: %m");
 }
 
 static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
@@ -251,13 +385,21 @@ static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *
                                strna(error));
                 tailnet_set_error(t, TAKE_PTR(error));
         } else {
+                /* Only when the bus has not told it (every Notify carries Version): the bus
+                 * is the stream whose mask depends on it. */
+                if (!t->daemon_version && tailnet_learn_version(t, status->version)) {
+                        t->watch_remask = true;
+                        tailnet_reconnect_now(t);
+                }
                 tailnet_set_status(t, status);
                 tailnet_set_error(t, NULL);
         }
 
         if (t->status_dirty) {
-                t->status_dirty = false;
-                tailnet_schedule_fetch(t, DEBOUNCE_USEC);
+                bool peers = t->status_dirty_peers;
+
+                t->status_dirty = t->status_dirty_peers = false;
+                tailnet_trigger(t, peers);
         } else if (failed)
                 tailnet_schedule_fetch(t, STATUS_RETRY_USEC);
 }
@@ -269,20 +411,20 @@ static void tailnet_fetch_status(Tailnet *t) {
         if (t->state != TAILNET_CONNECTED)
                 return;
         if (t->status_req) {
-                /* The running request may have read the old state already. */
                 t->status_dirty = true;
                 return;
         }
 
         r = curl_glue_easy_new(t->socket_path, CONNECT_TIMEOUT_MS, STATUS_TIMEOUT_MS, &easy);
         if (r >= 0 &&
-            (curl_easy_setopt(easy, CURLOPT_URL, STATUS_URL) != CURLE_OK ||
+            (curl_easy_setopt(easy, CURLOPT_URL,
+                              t->need_peers ? STATUS_URL_PEERS : STATUS_URL_NO_PEERS) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, curl_body_write) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t->status_body) != CURLE_OK))
                 r = -ENOMEM;
         if (r >= 0) {
                 curl_body_reset(&t->status_body);
-                t->status_body.max = TAILNET_STATUS_MAX_SIZE;
+                t->status_body.max = t->need_peers ? STATUS_MAX_PEERS : STATUS_MAX_NO_PEERS;
                 r = curl_glue_add(t->glue, easy, tailnet_status_done, t);
         }
         if (r < 0) {
@@ -291,6 +433,7 @@ static void tailnet_fetch_status(Tailnet *t) {
                 return;
         }
 
+        t->last_fetch_usec = tailnet_now(t);
         t->status_req = TAKE_PTR(easy);
 }
 
@@ -326,44 +469,40 @@ static void tailnet_arm_refresh(Tailnet *t) {
                 log_warning_errno(r, "Failed to arm LocalAPI refresh timer, ignoring: %m");
 }
 
-/* Runs inside curl: no curl_multi_* calls from here, only state and sd-event sources. Returns
- * false to end the stream. */
-static bool tailnet_handle_line(Tailnet *t, const char *line, size_t len) {
-        IpnBusNotify n = {};
-        bool first = !t->watch_got_line;
-        int r;
-
-        while (len > 0 && line[len - 1] == '\r')
-                len--;
-        if (len == 0)
-                return true;
+/* One scanned line. Runs inside curl: no curl_multi_* calls from here, only state and sd-event
+ * sources. Returns false to end the stream. */
+static bool tailnet_handle_notify(Tailnet *t, IpnBusNotify *n) {
+        bool first = !t->watch_got_line, old_daemon;
+        int minor;
 
         t->watch_got_line = true;
 
-        r = ipn_bus_line_parse(line, len, &n);
-        if (r < 0) {
-                /* Untrusted input: a bad line is no reason to drop a working stream. */
-                log_debug_errno(r, "Ignoring unparsable IPN bus line (%zu bytes): %m", len);
-                return true;
-        }
-
-        if (n.err_message) {
+        if (n->err_message) {
                 /* "IPN bus consumer fell behind; closing watch": the server is about to close;
-                 * reconnecting at once loses nothing because /status is fetched anew. */
-                t->watch_abort = strdup_printf("IPN bus: %s", n.err_message);
-                ipn_bus_notify_done(&n);
+                 * reconnecting at once loses nothing because /status is fetched anew. The
+                 * text is sanitized (tailnet_set_error() again, to be sure). */
+                t->watch_abort = strdup_printf("IPN bus: %s", n->err_message);
                 if (!t->watch_abort)
                         log_oom();
                 return false;
         }
+        if (tailnet_learn_version(t, n->version)) {
+                t->watch_remask = true;
+                return false;
+        }
+        if (n->has_state)
+                log_debug("IPN bus: State=%s", strna(backend_state_to_string(n->state)));
 
-        if (n.has_state)
-                log_debug("IPN bus: State=%s", strna(backend_state_to_string(n.state)));
+        if (first || n->has_state || n->has_self_change)
+                tailnet_trigger(t, false);
 
-        if (first || n.has_state || n.has_self_change || n.has_netmap)
-                tailnet_schedule_fetch(t, DEBOUNCE_USEC);
-
-        ipn_bus_notify_done(&n);
+        /* Before v1.98 there is no SelfChange: a NetMap may carry a change of self. */
+        minor = tailnet_daemon_minor(t);
+        old_daemon = minor < 98;
+        if (t->need_peers && (n->has_peer_changes || n->has_netmap))
+                tailnet_trigger(t, true);
+        else if (old_daemon && n->has_netmap)
+                tailnet_trigger(t, true); /* rate-limited like peer changes */
         return true;
 }
 
@@ -382,14 +521,15 @@ static size_t tailnet_watch_header(char *p, size_t size, size_t n, void *userdat
                 return len; /* an interim response; the real one follows */
 
         t->watch_code = code;
+        event_timer_disarm(t->header_timer);
         if (code != 200) {
                 /* The body is the error text (plain text from http.Error). */
                 t->watch_buf.max = ERROR_BODY_MAX;
                 return len;
         }
 
-        t->watch_buf.max = IPN_BUS_LINE_MAX_SIZE;
-        backoff_reset(&t->backoff);
+        /* No backoff_reset() here: only a stream that stays up resets it (tailnet_watch_done). */
+        t->connected_usec = tailnet_now(t);
         tailnet_set_state(t, TAILNET_CONNECTED);
         tailnet_set_error(t, NULL);
         /* Whatever happened while we were away: fetch /status even if no line ever comes. */
@@ -398,11 +538,12 @@ static size_t tailnet_watch_header(char *p, size_t size, size_t n, void *userdat
         return len;
 }
 
+/* Bytes of the stream: split on '\n' (chunk boundaries are not line boundaries) and scanned as
+ * they come, so a 40 MB NetMap line costs no memory at all. */
 static size_t tailnet_watch_write(char *p, size_t size, size_t n, void *userdata) {
         Tailnet *t = userdata;
-        size_t len = size * n, scanned, start = 0;
+        size_t len = size * n, start = 0;
         char *nl;
-        int r;
 
         if (t->watch_code != 200) {
                 /* Keep the start of an error body; the rest is dropped, not an error. */
@@ -413,37 +554,29 @@ static size_t tailnet_watch_write(char *p, size_t size, size_t n, void *userdata
                 return len;
         }
 
-        scanned = t->watch_buf.size;
-        r = curl_body_append(&t->watch_buf, p, len);
-        if (r < 0) {
-                t->watch_abort = r == -EFBIG
-                        ? strdup_printf("IPN bus line longer than %u bytes", IPN_BUS_LINE_MAX_SIZE)
-                        : NULL;
-                if (r == -ENOMEM || !t->watch_abort)
-                        log_oom();
-                return 0;
-        }
+        while ((nl = memchr(p + start, '\n', len - start))) {
+                IpnBusNotify notify = {};
+                size_t end = (size_t) (nl - p);
+                bool keep = true;
+                int r;
 
-        /* Chunk boundaries are not line boundaries: only search the new bytes for '\n'. */
-        while ((nl = memchr(t->watch_buf.data + scanned, '\n', t->watch_buf.size - scanned))) {
-                size_t end = nl - t->watch_buf.data;
-
-                if (!tailnet_handle_line(t, t->watch_buf.data + start, end - start))
+                ipn_bus_scanner_feed(&t->scan, p + start, end - start);
+                if (t->scan.bytes > 0) {
+                        r = ipn_bus_scanner_finish(&t->scan, &notify);
+                        if (r < 0)
+                                /* Untrusted input: a bad line is no reason to drop a working
+                                 * stream. */
+                                log_debug_errno(r, "Ignoring unparsable IPN bus line: %m");
+                        else
+                                keep = tailnet_handle_notify(t, &notify);
+                        ipn_bus_notify_done(&notify);
+                }
+                if (!keep)
                         return 0;
-                start = scanned = end + 1;
+                start = end + 1;
         }
-        curl_body_consume(&t->watch_buf, start);
+        ipn_bus_scanner_feed(&t->scan, p + start, len - start);
         return len;
-}
-
-static int tailnet_connect(Tailnet *t);
-
-static int tailnet_on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Tailnet *t = userdata;
-
-        t->reconnects++;
-        (void) tailnet_connect(t);
-        return 0;
 }
 
 static void tailnet_schedule_reconnect(Tailnet *t) {
@@ -460,11 +593,45 @@ static void tailnet_schedule_reconnect(Tailnet *t) {
                           delay / USEC_PER_MSEC);
 }
 
+/* The stream is gone (reason: why; NULL only on OOM): back off and retry. The backoff starts
+ * over only when the stream had stayed up for STABLE_USEC and delivered a valid line. */
+static void tailnet_lost(Tailnet *t, char *reason) {
+        bool was_connected = t->state == TAILNET_CONNECTED;
+        bool stable = t->watch_got_line && t->connected_usec > 0 &&
+                tailnet_now(t) >= usec_add(t->connected_usec, STABLE_USEC);
+
+        log_full_errno(was_connected || !streq_ptr(reason, t->error) ? LOG_WARNING : LOG_DEBUG, 0,
+                       "tailscaled LocalAPI %s: %s", t->socket_path, strna(reason));
+
+        tailnet_drop(t);
+        tailnet_set_error(t, reason);
+        if (stable)
+                backoff_reset(&t->backoff);
+        tailnet_schedule_reconnect(t);
+}
+
+static int tailnet_on_header_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Tailnet *t = userdata;
+
+        tailnet_lost(t,
+                     strdup_printf("no response from tailscaled within %" PRIu64 "s",
+                                   HEADER_TIMEOUT_USEC / USEC_PER_SEC));
+        return 0;
+}
+
 static void tailnet_watch_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         Tailnet *t = userdata;
         _cleanup_free_ char *reason = NULL;
-        bool was_connected = t->state == TAILNET_CONNECTED;
         int r;
+
+        if (t->watch_remask) {
+                /* Not a failure: reopen at once with the mask for this daemon. */
+                curl_easy_cleanup(easy);
+                t->watch = NULL;
+                tailnet_drop(t);
+                tailnet_reconnect_now(t);
+                return;
+        }
 
         if (t->watch_abort)
                 reason = TAKE_PTR(t->watch_abort);
@@ -481,29 +648,29 @@ static void tailnet_watch_done(CurlGlue *g, CURL *easy, CURLcode result, void *u
         /* Already removed from the multi handle by the glue. */
         curl_easy_cleanup(easy);
         t->watch = NULL;
-
-        log_full_errno(was_connected || !streq_ptr(reason, t->error) ? LOG_WARNING : LOG_DEBUG, 0,
-                       "tailscaled LocalAPI %s: %s", t->socket_path, strna(reason));
-
-        tailnet_drop(t);
-        tailnet_set_error(t, TAKE_PTR(reason));
-        tailnet_schedule_reconnect(t);
+        tailnet_lost(t, TAKE_PTR(reason));
 }
 
 static int tailnet_connect(Tailnet *t) {
         _cleanup_(curl_easy_cleanupp) CURL *easy = NULL;
+        char url[sizeof(WATCH_URL_FMT) + 16];
         int r;
 
         tailnet_drop(t);
 
+        t->mask = tailnet_wanted_mask(t);
+        (void) snprintf(url, sizeof(url), WATCH_URL_FMT, t->mask);
         r = curl_glue_easy_new(t->socket_path, CONNECT_TIMEOUT_MS, 0, &easy);
         if (r >= 0 &&
-            (curl_easy_setopt(easy, CURLOPT_URL, WATCH_URL) != CURLE_OK ||
+            (curl_easy_setopt(easy, CURLOPT_URL, url) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, tailnet_watch_header) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_HEADERDATA, t) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, tailnet_watch_write) != CURLE_OK ||
              curl_easy_setopt(easy, CURLOPT_WRITEDATA, t) != CURLE_OK))
                 r = -ENOMEM;
+        if (r >= 0)
+                r = event_timer_arm(t->event, &t->header_timer, HEADER_TIMEOUT_USEC, USEC_PER_MSEC,
+                                    false, tailnet_on_header_timer, t, "tailnet-headers");
         if (r >= 0) {
                 /* Set before adding: the header callback reads t->watch. */
                 t->watch = easy;
@@ -513,6 +680,7 @@ static int tailnet_connect(Tailnet *t) {
                         t->watch = NULL;
         }
         if (r < 0) {
+                event_timer_disarm(t->header_timer);
                 log_error_errno(r, "Failed to start LocalAPI watch-ipn-bus: %m");
                 tailnet_set_error(t, strdup_printf("cannot start request: %s", strerror(-r)));
                 tailnet_schedule_reconnect(t);
@@ -521,6 +689,14 @@ static int tailnet_connect(Tailnet *t) {
 
         TAKE_PTR(easy);
         tailnet_set_state(t, TAILNET_CONNECTING);
+        return 0;
+}
+
+static int tailnet_on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Tailnet *t = userdata;
+
+        t->reconnects++;
+        (void) tailnet_connect(t);
         return 0;
 }
 
@@ -615,6 +791,27 @@ void tailnet_kick(Tailnet *t) {
         (void) tailnet_connect(t);
 }
 
+void tailnet_set_need_peers(Tailnet *t, bool need_peers) {
+        if (!t || t->need_peers == need_peers)
+                return;
+        t->need_peers = need_peers;
+        log_debug("tailscaled LocalAPI: peers %s.", need_peers ? "needed" : "not needed");
+        if (!t->event || t->state == TAILNET_DISCONNECTED)
+                return; /* the next connect uses the new mask */
+        if (tailnet_wanted_mask(t) != t->mask) {
+                /* From here (not inside curl) the stream can go at once. */
+                tailnet_drop(t);
+                (void) tailnet_connect(t);
+                return;
+        }
+        /* Same mask (v1.98): fetch /status with or without peers now. */
+        tailnet_trigger(t, false);
+}
+
+bool tailnet_get_need_peers(const Tailnet *t) {
+        return t && t->need_peers;
+}
+
 void tailnet_set_refresh(Tailnet *t, uint64_t refresh_usec) {
         if (!t || t->refresh_usec == refresh_usec)
                 return;
@@ -647,11 +844,14 @@ Tailnet *tailnet_free(Tailnet *t) {
         tailnet_drop(t);
 
         sd_event_source_disable_unref(t->reconnect_timer);
+        sd_event_source_disable_unref(t->header_timer);
         sd_event_source_disable_unref(t->fetch_timer);
         sd_event_source_disable_unref(t->refresh_timer);
         sd_event_unref(t->event);
 
         tailnet_status_free(t->status);
+        ipn_bus_scanner_done(&t->scan);
+        free(t->daemon_version);
         free(t->error);
         free(t->socket_path);
         free(t);

@@ -185,30 +185,33 @@ static int link_temp(int fd, int dirfd, const char *base, char **ret) {
 }
 
 /* The fallback without O_TMPFILE: write, fchmod, fsync a named temp file, then rename. */
-static int write_via_named_temp(int dirfd, const char *dir, const char *base, const void *data,
-                                size_t len, mode_t mode) {
+static int write_via_named_temp(int dirfd, const char *base, const void *data, size_t len,
+                                mode_t mode) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
-        const char *tmpbase;
         int r;
 
-        tmp = strdup_printf("%s/.#%.*s.XXXXXX", dir, TEMP_BASENAME_MAX, base);
-        if (!tmp)
-                return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
+        for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
+                free(tmp);
+                tmp = temp_name(base);
+                if (!tmp)
+                        return -ENOMEM;
+                fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0 && errno != EEXIST)
+                        return -errno;
+        }
         if (fd < 0)
-                return -errno;
-        tmpbase = strrchr(tmp, '/') + 1;
+                return -EEXIST;
 
         r = write_all(fd, data, len);
         if (r >= 0 && fchmod(fd, mode & 07777) < 0)
                 r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
-        if (r >= 0 && renameat(dirfd, tmpbase, dirfd, base) < 0)
+        if (r >= 0 && renameat(dirfd, tmp, dirfd, base) < 0)
                 r = -errno;
         if (r < 0) {
-                (void) unlinkat(dirfd, tmpbase, 0);
+                (void) unlinkat(dirfd, tmp, 0);
                 return r;
         }
         if (fsync(dirfd) < 0)
@@ -217,8 +220,8 @@ static int write_via_named_temp(int dirfd, const char *dir, const char *base, co
 }
 
 int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode) {
-        _cleanup_free_ char *dir = NULL, *tmp = NULL;
-        _cleanup_close_ int dirfd = -1, fd = -1;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int dirfd = -1;
         const char *base, *slash;
         int r;
 
@@ -248,6 +251,18 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
         if (dirfd < 0)
                 return -errno;
 
+        return atomic_file_write_at(dirfd, base, data, len, mode);
+}
+
+int atomic_file_write_at(int dirfd, const char *base, const void *data, size_t len, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (isempty(base) || strchr(base, '/') || streq(base, ".") || streq(base, "..") ||
+            (!data && len > 0))
+                return -EINVAL;
+
         /* Unchanged files are not touched: k0s restarts containerd on every write to its
          * drop-in directory, and an identical rewrite would still be a write. */
         r = file_is_same(dirfd, base, data, len, mode);
@@ -265,7 +280,7 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
         if (fd < 0) {
                 if (errno != EOPNOTSUPP && errno != EISDIR)
                         return -errno;
-                return write_via_named_temp(dirfd, dir, base, data, len, mode);
+                return write_via_named_temp(dirfd, base, data, len, mode);
         }
 
         r = write_all(fd, data, len);
@@ -280,7 +295,7 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
 
         r = link_temp(fd, dirfd, base, &tmp);
         if (r == -ENOENT) /* no /proc to link through */
-                return write_via_named_temp(dirfd, dir, base, data, len, mode);
+                return write_via_named_temp(dirfd, base, data, len, mode);
         if (r < 0)
                 return r;
         if (renameat(dirfd, tmp, dirfd, base) < 0) {

@@ -15,6 +15,9 @@
  * same mtime), 1 if it was (re)written, -errno on failure. Creates missing parent directories
  * (0755). */
 int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode);
+/* The same below an open directory: base is one name (no '/'); a symlink named base is replaced,
+ * never followed. For callers that must not follow symlinks on the way to the file. */
+int atomic_file_write_at(int dirfd, const char *base, const void *data, size_t len, mode_t mode);
 
 /* Read a whole regular file of at most max bytes (-EFBIG if larger). *ret is NUL-terminated. */
 int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 
 #define K0S_STATUS_MAX_SIZE (4u * 1024u * 1024u)
+/* cJSON spends ~80 bytes per element: at most ~20 MiB of tree. */
+#define K0S_STATUS_MAX_VALUES (256u * 1024u)
 
 typedef struct K0sStatus {
         char *version;

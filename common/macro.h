@@ -54,6 +54,10 @@ static inline bool startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+static inline const char *strempty(const char *s) {
+        return s ?: "";
+}
+
 static inline bool isempty(const char *s) {
         return !s || !*s;
 }

@@ -13,11 +13,25 @@ the fake applies it, then answers {"ok": true, "state", "ipv4", "ipv6", "ifindex
 "watchers", "pid", "requests"} (or {"ok": false, "error"}). Commands:
   {"cmd":"state","state":"Running"}     BackendState; addresses follow it; a State bus line
   {"cmd":"ips","ipv4":..,"ipv6":..}     new self addresses (on the TUN if Running); SelfChange
-  {"cmd":"peers","peers":[{"name","ipv4","ipv6","online"}]}   the /status Peer map
-  {"cmd":"online","online":false}       Self.Online (control-plane poll up or not)
+  {"cmd":"peers","peers":[{"name","ipv4","ipv6","online", "active", "last_handshake",
+        "cur_addr", "relay", "key_expiry"}]}   the /status Peer map (data-plane fields optional:
+        last_handshake/key_expiry are RFC 3339 strings or numbers = seconds from now, e.g. -30)
+  {"cmd":"peer","name":N, <fields as above>}   change one peer at runtime and tell the watchers
+        the way the --daemon-version would: v1.100+ a PeersChanged delta to watchers with
+        NotifyPeerChanges (4096), nothing to others; v1.98 a PeerChanges delta to watchers with
+        4096, a full NetMap to others; older: a full NetMap to everybody
+  {"cmd":"gen-peers","count":5000}      that many synthetic peers (peer0..), for benchmarks
+  {"cmd":"online","online":false}       Self.Online (control-plane poll up or not); with
+        state Running this is "Running but not online" (a control-server outage)
+  {"cmd":"self","key_expiry":..}        Self.KeyExpiry (as for peers; null: none)
+  {"cmd":"watch-mode","mode":"normal"|"close"|"silent"}   close: 200, the first line, then a
+        clean end (a LocalAPI that answers 200 and closes); silent: accept and never answer
+        watch-ipn-bus (as "hang", for the stream only)
+  {"cmd":"huge-line","bytes":N}         push one NetMap line of about N bytes of tiny elements
+  {"cmd":"huge-status","bytes":N}       pad /status to about N bytes of tiny elements (0: off)
   {"cmd":"lag"}                         v1.102 "fell behind" ErrMessage, then watchers end
   {"cmd":"close-watchers"}              clean end of every watch-ipn-bus stream
-  {"cmd":"hang","hang":true}            LocalAPI requests are read but never answered
+  {"cmd":"hang","hang":true}            LocalAPI requests are read but never answered (--hang)
   {"cmd":"get"}                         just the answer
   {"cmd":"quit"}                        like SIGTERM: link down, socket removed, exit
 SIGTERM/SIGINT: link down, LocalAPI socket unlinked, exit (the kernel deletes the TUN)."""
@@ -61,6 +75,26 @@ NOTIFY_INITIAL_STATE = 2
 NOTIFY_RATE_LIMIT = 256
 NOTIFY_IN_PROCESS_NO_DISCONNECT = 65536
 NOTIFY_INITIAL_STATUS = 16384
+NOTIFY_PEER_CHANGES = 4096
+
+
+def version_minor():
+    """1.102.3-t.. -> 102 (major 1); how the fake decides what a watcher gets."""
+    try:
+        major, minor = VERSION.split("-")[0].split(".")[:2]
+        return 1000 if int(major) > 1 else int(minor)
+    except ValueError:
+        return 102
+
+
+def rfc3339(v, now=None):
+    """An RFC 3339 string as given, or a number of seconds from now; None/0: Go's zero time."""
+    if v is None or v == 0 or v == "":
+        return ZERO_TIME
+    if isinstance(v, str):
+        return v
+    t = (now or time.time()) + float(v)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"
 
 
 def ip(*args, check=True):
@@ -96,7 +130,9 @@ class Node:
         self.ipv6 = ipv6
         self.dns_name = dns_name
         self.online = online
-        self.peers = []  # dicts: name, ipv4, ipv6, online, [key]
+        self.key_expiry = None
+        self.peers = []  # dicts: name, ipv4, ipv6, online, [key], data-plane fields
+        self.pad = 0  # huge-status: bytes of padding
 
     def host_name(self):
         return self.dns_name.split(".")[0] if self.dns_name else "node"
@@ -112,7 +148,7 @@ class Node:
         return self.state in NETMAP_STATES and bool(self.ips())
 
 
-def _peer_status(node_id, key, host, dns, ips, online, is_self, allowed_extra=()):
+def _peer_status(node_id, key, host, dns, ips, online, is_self, allowed_extra=(), p=None):
     """ipnstate.PeerStatus in field order (shared facts tailscale.md §2)."""
     allowed = ["%s/%d" % (a, 128 if ":" in a else 32) for a in ips] + list(allowed_extra)
     d = {
@@ -153,6 +189,18 @@ def _peer_status(node_id, key, host, dns, ips, online, is_self, allowed_extra=()
         d["CapMap"] = {"https://tailscale.com/cap/ssh": None}
     d.update({"InNetworkMap": bool(ips), "InMagicSock": not is_self and bool(ips),
               "InEngine": not is_self and bool(online)})
+    if p:
+        # Data-plane fields as the test set them (shared facts tailscale.md §2).
+        if "cur_addr" in p:
+            d["CurAddr"] = p["cur_addr"] or ""
+        if "relay" in p:
+            d["Relay"] = p["relay"] or ""
+        if "active" in p:
+            d["Active"] = bool(p["active"])
+        if "last_handshake" in p:
+            d["LastHandshake"] = rfc3339(p["last_handshake"])
+        if p.get("key_expiry") is not None:
+            d["KeyExpiry"] = rfc3339(p["key_expiry"])
     return d
 
 
@@ -165,6 +213,8 @@ def status_object(node, peers=True):
                            nm and node.online and node.state == "Running", True)
     if not nm:
         self_st["TailscaleIPs"] = None
+    if node.key_expiry is not None:
+        self_st["KeyExpiry"] = rfc3339(node.key_expiry)
     d = {
         "Version": VERSION,
         "TUN": True,
@@ -188,13 +238,54 @@ def status_object(node, peers=True):
     if peers and nm:
         d["Peer"] = {}
         for i, p in enumerate(node.peers):
-            key = p.get("key") or "nodekey:%064x" % (0x8a2b0000 + i)
-            name = p.get("name", "peer%d" % i)
-            dns = name if name.endswith(".") else "%s.%s." % (name, node.suffix())
-            pips = [a for a in (p.get("ipv4"), p.get("ipv6")) if a]
-            d["Peer"][key] = _peer_status(1837265409182001 + i, key, name.split(".")[0], dns,
-                                          pips, p.get("online", True), False)
+            key, ps = peer_entry(node, i, p)
+            d["Peer"][key] = ps
+    if node.pad:
+        # huge-status: tiny elements in a key the agent ignores (issue 8, item 8).
+        d["ExtraRecords"] = [1] * (node.pad // 2)
     return d
+
+
+def peer_entry(node, i, p):
+    key = p.get("key") or "nodekey:%064x" % (0x8a2b0000 + i)
+    name = p.get("name", "peer%d" % i)
+    dns = name if name.endswith(".") else "%s.%s." % (name, node.suffix())
+    pips = [a for a in (p.get("ipv4"), p.get("ipv6")) if a]
+    return key, _peer_status(1837265409182001 + i, key, name.split(".")[0], dns, pips,
+                             p.get("online", True), False, p=p)
+
+
+def peer_node(node, i, p):
+    """tailcfg.Node of a peer, as PeersChanged and NetMap.Peers carry it (trimmed)."""
+    name = p.get("name", "peer%d" % i)
+    addrs = ["%s/%d" % (a, 128 if ":" in a else 32) for a in (p.get("ipv4"), p.get("ipv6"))
+             if a]
+    return {
+        "ID": 1837265409182001 + i, "StableID": "n%dCNTRL" % (1837265409182001 + i),
+        "Name": "%s.%s." % (name, node.suffix()), "User": USER_ID,
+        "Key": p.get("key") or "nodekey:%064x" % (0x8a2b0000 + i),
+        "DiscoKey": "discokey:%064x" % (0x5c0000 + i), "Addresses": addrs,
+        "AllowedIPs": addrs, "Endpoints": ["203.0.113.10:41641", "10.0.0.%d:41641" % (i % 250)],
+        "HomeDERP": 4, "Hostinfo": {"OS": "linux", "Hostname": name},
+        "Created": "2026-03-01T09:00:00.123456789Z", "Cap": 142, "Tags": ["tag:k0s"],
+        "Online": bool(p.get("online", True)), "MachineAuthorized": True,
+        "ComputedName": name, "ComputedNameWithHost": name,
+    }
+
+
+def netmap_object(node, cache=None):
+    """A trimmed netmap.NetworkMap with every peer (what v1.98 and older push per change)."""
+    peers = []
+    for i, p in enumerate(node.peers):
+        s = cache.get(i) if cache is not None else None
+        if s is None:
+            s = json.dumps(peer_node(node, i, p), separators=(",", ":"))
+            if cache is not None:
+                cache[i] = s
+        peers.append(s)
+    head = json.dumps({"SelfNode": self_change(node), "Domain": node.suffix()},
+                      separators=(",", ":"))[:-1]
+    return head + ',"Peers":[' + ",".join(peers) + "]}"
 
 
 def self_change(node):
@@ -262,8 +353,12 @@ class LocalAPIHandler(http.server.BaseHTTPRequestHandler):
         fake = self.server.fake
         fake.requests.append((self.command, self.path))
         url = urllib.parse.urlsplit(self.path)
-        if fake.hang_requests:
-            time.sleep(3600)
+        if fake.hang_requests or (fake.watch_mode == "silent"
+                                  and url.path == "/localapi/v0/watch-ipn-bus"):
+            while fake.hang_requests or fake.watch_mode == "silent":
+                time.sleep(0.1)
+            self.close_connection = True
+            return
         if not url.path.startswith("/localapi/"):
             return self._error(404, "404 page not found", common=False)
         host = self.headers.get("Host", "")
@@ -336,6 +431,11 @@ class LocalAPIHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()  # onWatchAdded: headers go out at once
             if first:
                 self._chunk(first)
+            if fake.watch_mode == "close":
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                self.close_connection = True
+                return
             while True:
                 timeout = 2.0 if mask & NOTIFY_ENGINE_UPDATES else None
                 try:
@@ -349,6 +449,10 @@ class LocalAPIHandler(http.server.BaseHTTPRequestHandler):
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if callable(item):  # depends on the watcher's mask
+                    item = item(w.mask)
+                    if not item:
+                        continue
                 self._chunk(item)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -367,7 +471,9 @@ class FakeTailscaled:
                          online=not opts.offline)
         self.watchers = []
         self.requests = []
-        self.hang_requests = False
+        self.hang_requests = bool(getattr(opts, "hang", False))
+        self.watch_mode = "normal"
+        self.netmap_cache = {}
         self.tun_fd = None
         self.tun = None if opts.no_tun else opts.tun
         self.addrs_on_tun = []
@@ -413,6 +519,49 @@ class FakeTailscaled:
         self.addrs_on_tun = list(want)
 
     # --- bus ------------------------------------------------------------------------------
+    def update_peer(self, c):
+        name = c["name"]
+        for i, p in enumerate(self.node.peers):
+            if p.get("name") == name:
+                break
+        else:
+            raise ValueError("no peer %r" % name)
+        for k in ("online", "active", "last_handshake", "cur_addr", "relay", "key_expiry",
+                  "ipv4", "ipv6"):
+            if k in c:
+                p[k] = c[k]
+        self.netmap_cache.pop(i, None)
+        minor = version_minor()
+        node = self.node
+        lines = {}
+
+        def full_netmap():
+            if "netmap" not in lines:
+                lines["netmap"] = self._netmap_line()
+            return lines["netmap"]
+
+        def for_mask(mask):
+            with self.lock:
+                return for_mask_locked(mask)
+
+        def for_mask_locked(mask):
+            if minor >= 100:  # ipn/ipnlocal/bus.go: no NetMap after the initial one on Linux
+                if mask & NOTIFY_PEER_CHANGES:
+                    return notify_line(PeersChanged=[peer_node(node, i, p)])
+                return None
+            if minor >= 98 and mask & NOTIFY_PEER_CHANGES:  # v1.98 local.go: PeerChanges
+                return notify_line(PeerChanges=[{"NodeID": 1837265409182001 + i,
+                                                 "Online": bool(p.get("online", True))}])
+            return full_netmap()
+
+        self.broadcast(for_mask)
+
+    def _netmap_line(self):
+        """notify_line(NetMap=...) without re-encoding every peer each time."""
+        nm = netmap_object(self.node, self.netmap_cache)
+        line = notify_line(NetMap="@@NETMAP@@")
+        return line.replace(b'"@@NETMAP@@"', nm.encode())
+
     def broadcast(self, line):
         for w in self.watchers:
             w.q.put(line)
@@ -445,6 +594,34 @@ class FakeTailscaled:
                 self.node.online = bool(c.get("online", True))
             elif cmd == "peers":
                 self.node.peers = list(c.get("peers", []))
+                self.netmap_cache.clear()
+            elif cmd == "gen-peers":
+                n = int(c.get("count", 0))
+                self.node.peers = [{"name": "peer%d" % i,
+                                    "ipv4": "100.%d.%d.%d" % (80 + (i + 1) // 65536,
+                                                              ((i + 1) // 256) % 256,
+                                                              (i + 1) % 256),
+                                    "ipv6": "fd7a:115c:a1e0::%x" % (0x1000 + i),
+                                    "online": True, "active": False,
+                                    "last_handshake": None, "cur_addr": ""}
+                                   for i in range(n)]
+                self.netmap_cache.clear()
+            elif cmd == "peer":
+                self.update_peer(c)
+            elif cmd == "self":
+                self.node.key_expiry = c.get("key_expiry")
+                self.broadcast(notify_line(SelfChange=self_change(self.node)))
+            elif cmd == "watch-mode":
+                if c.get("mode") not in ("normal", "close", "silent"):
+                    raise ValueError("unknown watch mode %r" % c.get("mode"))
+                self.watch_mode = c["mode"]
+            elif cmd == "huge-line":
+                n = int(c.get("bytes", 40 * 1000 * 1000))
+                line = (b'{"Version":"' + VERSION.encode() + b'","State":null,"NetMap":{"X":['
+                        + b"1," * (n // 2) + b'1]}}\n')
+                self.broadcast(line)
+            elif cmd == "huge-status":
+                self.node.pad = int(c.get("bytes", 0))
             elif cmd == "lag":
                 self.broadcast(notify_line(ErrMessage=LAG_MESSAGE))
                 self.close_watchers()
@@ -546,6 +723,7 @@ class FakeTailscaled:
 
 
 def main(argv=None):
+    global VERSION
     import argparse
     p = argparse.ArgumentParser(description="fake tailscaled for k0s-tsagent tests")
     p.add_argument("--socket", help="LocalAPI socket path (none: no LocalAPI)")
@@ -558,10 +736,20 @@ def main(argv=None):
     p.add_argument("--ipv4", default="100.64.0.10")
     p.add_argument("--ipv6", default="fd7a:115c:a1e0::a")
     p.add_argument("--dns-name", default="node1.tail1234.ts.net.")
-    p.add_argument("--offline", action="store_true", help="Self.Online false")
+    p.add_argument("--offline", action="store_true",
+                   help="Self.Online false (with --state Running: Running but not online)")
+    p.add_argument("--daemon-version", default=VERSION,
+                   help="the Version tailscaled reports; decides what watchers get "
+                        "(v1.100+: deltas on request; 1.98: deltas or NetMaps; older: NetMaps)")
+    p.add_argument("--peers", type=int, default=0, help="that many synthetic peers")
+    p.add_argument("--hang", action="store_true", help="never answer any LocalAPI request")
     p.add_argument("--verbose", action="store_true")
     opts = p.parse_args(argv)
-    FakeTailscaled(opts).run()
+    VERSION = opts.daemon_version
+    fake = FakeTailscaled(opts)
+    if opts.peers:
+        fake.command({"cmd": "gen-peers", "count": opts.peers})
+    fake.run()
 
 
 class Control:
@@ -623,6 +811,27 @@ class Control:
 
     def close_watchers(self):
         return self.send({"cmd": "close-watchers"})
+
+    def peer(self, name, **fields):
+        return self.send(dict(cmd="peer", name=name, **fields))
+
+    def gen_peers(self, count):
+        return self.send({"cmd": "gen-peers", "count": count}, timeout=30.0)
+
+    def self_key_expiry(self, key_expiry):
+        return self.send({"cmd": "self", "key_expiry": key_expiry})
+
+    def watch_mode(self, mode):
+        return self.send({"cmd": "watch-mode", "mode": mode})
+
+    def hang(self, hang=True):
+        return self.send({"cmd": "hang", "hang": hang})
+
+    def huge_line(self, nbytes):
+        return self.send({"cmd": "huge-line", "bytes": nbytes}, timeout=60.0)
+
+    def huge_status(self, nbytes):
+        return self.send({"cmd": "huge-status", "bytes": nbytes})
 
     def get(self):
         return self.send({"cmd": "get"})

@@ -38,8 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (!backend_state_to_string(s->backend_state) || !s->health)
                 abort();
-        if (tailnet_status_is_running(s) && !s->ipv4)
-                abort();
         check_addr(AF_INET, s->ipv4);
         check_addr(AF_INET6, s->ipv6);
         check_name(s->dns_name);
@@ -55,7 +53,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_addr(AF_INET6, p->ipv6);
                 check_name(p->dns_name);
                 sink += p->host_name ? strlen(p->host_name) : 0;
-                sink += p->online;
+                sink += p->online + p->active +
+                        tailnet_peer_is_reachable(p, s->self_online, 1767225600000000);
+                sink += p->cur_addr ? strlen(p->cur_addr) : 0;
+                sink += p->relay ? strlen(p->relay) : 0;
+                /* Every peer with a name is found by it (maybe another peer of the same name). */
+                if (p->dns_name && !tailnet_status_find_peer(s, p->dns_name))
+                        abort();
+                if (p->host_name && !tailnet_status_find_peer(s, p->host_name))
+                        abort();
         }
 
         tailnet_status_free(s);

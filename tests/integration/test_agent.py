@@ -384,7 +384,10 @@ def t_reload(env):
     assert_no_signals(env, "registry removal")
     check(agent.stop() == 0, "agent exit code")
 
-    # Controller: an MTU change regenerates k0s.yaml and restarts k0s after settle.
+    # Controller: an MTU change regenerates k0s.yaml and restarts k0s after settle. The base
+    # config chooses Calico (the agent never picks a CNI for the cluster).
+    with open(env.path("k0s.yaml"), "w") as f:
+        f.write("spec:\n  network:\n    provider: calico\n")
     conf2 = env.config("agent-ctrl.yaml", role="controller")
     base = len(env.k0s.starts())
     agent2 = env.start_agent(conf2)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "log.h"
 
 static int saved_stderr = -1;
@@ -207,6 +208,47 @@ START_TEST(test_struct_fields) {
 }
 END_TEST
 
+/* 32 fields (the most a message carries) with no NULL after them, ending right before a page
+ * that cannot be read: the bound must be checked before fields[32] is looked at. */
+START_TEST(test_fields_bound_checked_first) {
+        const size_t max = 32, page = (size_t) sysconf(_SC_PAGESIZE);
+        char *mem =
+                mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(mem, MAP_FAILED);
+        ck_assert_int_eq(mprotect(mem + page, page, PROT_NONE), 0);
+        const char **fields = (const char **) (mem + page - max * sizeof(char *));
+        for (size_t i = 0; i < max; i++)
+                fields[i] = "F=x";
+
+        capture_start();
+        log_struct_errno(LOG_INFO, 0, NULL, fields, "Many fields");
+        _cleanup_free_ char *out = capture_end();
+        ck_assert_ptr_nonnull(strstr(out, "INFO: Many fields [F=x"));
+        munmap(mem, 2 * page);
+}
+END_TEST
+
+/* log_new_lines(): each line once, again only after it went away. */
+START_TEST(test_new_lines_once) {
+        char *a[] = { (char *) "kube-router cannot be pinned", NULL };
+        char *ab[] = { (char *) "kube-router cannot be pinned", (char *) "second\nline", NULL };
+        char **logged = NULL;
+
+        capture_start();
+        log_new_lines(LOG_WARNING, &logged, a);
+        log_new_lines(LOG_WARNING, &logged, a);
+        log_new_lines(LOG_WARNING, &logged, ab);
+        log_new_lines(LOG_WARNING, &logged, NULL);
+        log_new_lines(LOG_WARNING, &logged, a);
+        _cleanup_free_ char *out = capture_end();
+        ck_assert_str_eq(out,
+                         "WARNING: kube-router cannot be pinned\n"
+                         "WARNING: second line\n"
+                         "WARNING: kube-router cannot be pinned\n");
+        strv_free(logged);
+}
+END_TEST
+
 START_TEST(test_long_line_truncated) {
         _cleanup_free_ char *out = NULL, *big = NULL;
         const char *const fields[] = { "INTERFACE=tailscale0", NULL };
@@ -370,6 +412,8 @@ static Suite *log_suite(void) {
         tcase_add_test(tc, test_level_from_env);
         tcase_add_test(tc, test_struct_fields);
         tcase_add_test(tc, test_long_line_truncated);
+        tcase_add_test(tc, test_fields_bound_checked_first);
+        tcase_add_test(tc, test_new_lines_once);
         tcase_add_test(tc, test_control_characters);
         suite_add_tcase(s, tc);
 

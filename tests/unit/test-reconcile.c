@@ -350,24 +350,29 @@ static void add_endpoints(const char *name, const char *const *eps, size_t n) {
 static TailnetPeer peers[4];
 
 static void setup_peers(TailnetStatus *t) {
-        /* manila: data plane active; cebu: known, not reachable; davao: handshake 10 s ago. */
+        /* manila: a direct path (CurAddr); cebu: known, not reachable; davao: handshake 10 s
+         * ago (tailnet_peer_is_reachable's rule). */
         memset(peers, 0, sizeof(peers));
         peers[0] = (TailnetPeer){ .host_name = (char *) "registry-manila",
                                   .dns_name = (char *) "registry-manila.tail1234.ts.net",
                                   .ipv4 = (char *) "100.64.2.1",
-                                  .active = true };
+                                  .active = true,
+                                  .cur_addr = (char *) "192.0.2.1:41641" };
         peers[1] = (TailnetPeer){ .host_name = (char *) "registry-cebu",
                                   .dns_name = (char *) "registry-cebu.tail1234.ts.net",
                                   .ipv4 = (char *) "100.64.2.2" };
         peers[2] = (TailnetPeer){ .host_name = (char *) "registry-davao",
                                   .dns_name = (char *) "registry-davao.tail1234.ts.net",
                                   .ipv4 = (char *) "100.64.2.3",
+                                  .online = true,
                                   .last_handshake_usec = 1000 * USEC_PER_SEC - 10 * USEC_PER_SEC };
         peers[3] = (TailnetPeer){ .host_name = (char *) "reg-a",
                                   .dns_name = (char *) "reg-a.tail1234.ts.net",
                                   .ipv4 = (char *) "100.64.1.1" };
         t->peers = peers;
         t->n_peers = ELEMENTSOF(peers);
+        t->index = NULL;
+        ck_assert_int_eq(tailnet_status_build_index(t), 0);
 }
 
 static void assert_endpoints(const Registry *r, const char *const *want, size_t n) {
@@ -400,12 +405,14 @@ START_TEST(test_endpoint_order) {
         registry_done(&out);
 
         /* When cebu comes back it takes its config slot again. */
-        peers[1].active = true;
+        peers[1].online = true;
+        peers[1].last_handshake_usec = now - 5 * USEC_PER_SEC;
         ck_assert_int_eq(reconcile_registry_endpoints(&cfg->registries[0], &t, now, &out, &w), 0);
         ck_assert_str_eq(out.endpoints[0].url, "http://100.64.2.2:5000");
         ck_assert_str_eq(out.endpoints[1].url, "http://100.64.2.1:5000");
         registry_done(&out);
-        peers[1].active = false;
+        peers[1].online = false;
+        peers[1].last_handshake_usec = 0;
 
         /* Today's rule for URL endpoints: a host that is a peer known unreachable goes last. */
         const char *urls[] = { "http://reg-a:5000", "http://100.64.2.1:5000" };
@@ -431,6 +438,7 @@ START_TEST(test_endpoint_order) {
                   strstr(hosts, "[host.\"http://100.64.2.2:5000\"]"));
         ck_assert(strv_has_substr(p->warnings, "registry-nowhere"));
         plan_free(p);
+        free(t.index);
 }
 END_TEST
 

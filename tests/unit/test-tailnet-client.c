@@ -7,14 +7,19 @@
 
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +30,7 @@
 #include "log.h"
 #include "macro.h"
 #include "tailnet.h"
+#include "util.h"
 
 /* ---- a fake HTTP/1.1 server on a unix socket ------------------------------------------------ */
 
@@ -53,12 +59,14 @@ struct FakeServer {
         int status_code;
         const char *required_host; /* answer 403 like tailscaled when Host differs; NULL: any */
         bool hang; /* read requests, never answer */
+        bool close_after_first; /* a watch gets 200, the first line, then a clean end */
         char *first_line; /* sent on every new watch stream */
 
         /* what was seen */
         unsigned n_status, n_watch, n_requests;
         char last_host[256];
         char last_target[512];
+        char last_watch_target[512], last_status_target[512];
         bool saw_referer_or_origin;
 };
 
@@ -137,10 +145,13 @@ static void fake_answer(FakeConn *c) {
             header_get(c->req, "Origin", buf, sizeof(buf)))
                 s->saw_referer_or_origin = true;
 
-        if (startswith(target, "/localapi/v0/watch-ipn-bus"))
+        if (startswith(target, "/localapi/v0/watch-ipn-bus")) {
                 s->n_watch++;
-        else
+                snprintf(s->last_watch_target, sizeof(s->last_watch_target), "%s", target);
+        } else {
                 s->n_status++;
+                snprintf(s->last_status_target, sizeof(s->last_status_target), "%s", target);
+        }
 
         if (s->hang)
                 return;
@@ -167,6 +178,10 @@ static void fake_answer(FakeConn *c) {
                 (void) write_all(c->fd, head, strlen(head));
                 if (s->first_line)
                         fake_send_chunk(c, s->first_line);
+                if (s->close_after_first) {
+                        (void) write_all(c->fd, "0\r\n\r\n", 5);
+                        fake_conn_free(c);
+                }
                 return;
         }
 
@@ -438,7 +453,8 @@ START_TEST(test_connect_and_status) {
         /* The connect trigger and the first line coalesce into one fetch. */
         run_for(200);
         ck_assert_uint_eq(ts.n_status, 1);
-        ck_assert_str_eq(ts.last_target, "/localapi/v0/status");
+        /* Peers only when needed (ipn/localapi/localapi.go serveStatus). */
+        ck_assert_str_eq(ts.last_target, "/localapi/v0/status?peers=false");
 }
 END_TEST
 
@@ -734,6 +750,357 @@ START_TEST(test_free_in_flight) {
 }
 END_TEST
 
+/* ---- wave 2: hardening and big tailnets ------------------------------------------------------ */
+
+#define LINE_PEERS_CHANGED \
+        "{\"Version\":\"1.102.3\",\"ErrMessage\":null,\"LoginFinished\":null,\"State\":null," \
+        "\"Prefs\":null,\"NetMap\":null,\"Engine\":null,\"BrowseToURL\":null," \
+        "\"DriveShares\":null,\"PeersChanged\":[{\"ID\":1,\"Name\":\"p.ts.net.\"}]}"
+
+/* Every socket connected to path in this process is close-on-exec. Returns how many there are. */
+static unsigned check_sockets_cloexec(const char *path) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d))) {
+                struct sockaddr_un sa = {};
+                socklen_t l = sizeof(sa);
+                int fd, flags;
+
+                if (safe_atoi(de->d_name, &fd) < 0 || fd == dirfd(d))
+                        continue;
+                if (getpeername(fd, (struct sockaddr *) &sa, &l) < 0 || sa.sun_family != AF_UNIX ||
+                    !streq(sa.sun_path, path))
+                        continue;
+                flags = fcntl(fd, F_GETFD);
+                ck_assert_int_ge(flags, 0);
+                ck_assert_msg(flags & FD_CLOEXEC, "curl's socket %d to %s lacks FD_CLOEXEC", fd,
+                              path);
+                n++;
+        }
+        closedir(d);
+        return n;
+}
+
+START_TEST(test_sockets_cloexec) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+
+        serve_sample(&ts);
+        t = tailnet_start(ts.path);
+        ck_assert(RUN_UNTIL(3000, tailnet_get_status(t)));
+        /* The watch stream is open: its socket must not leak into a k0s spawned now. */
+        ck_assert_uint_ge(check_sockets_cloexec(ts.path), 1);
+}
+END_TEST
+
+START_TEST(test_err_message_sanitized) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+        const char *e;
+
+        serve_sample(&ts);
+        t = tailnet_start(ts.path);
+        ck_assert(RUN_UNTIL(3000, tailnet_get_status(t)));
+
+        /* A newline would add assignments to sd_notify's STATUS= (issue 8, item 7). */
+        fake_push(&ts,
+                  "{\"Version\":\"1.102.3\",\"ErrMessage\":\"boom\\nMAINPID=1\\n"
+                  "WATCHDOG=trigger\",\"State\":null,\"NetMap\":null}");
+        ck_assert(RUN_UNTIL(3000, tailnet_get_error(t)));
+        e = tailnet_get_error(t);
+        ck_assert_ptr_null(strchr(e, '\n'));
+        ck_assert_ptr_null(strchr(e, '\r'));
+        ck_assert_str_eq(e, "IPN bus: boom?MAINPID=1?WATCHDOG=trigger");
+        for (const char *p = e; *p; p++)
+                ck_assert_int_ge((unsigned char) *p, 0x20);
+}
+END_TEST
+
+START_TEST(test_headers_timeout) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+        uint64_t t0;
+
+        /* Accepts and never says anything: given up after 10 s, then retried by itself. */
+        serve_sample(&ts);
+        ts.hang = true;
+        t0 = now_usec();
+        t = tailnet_start(ts.path);
+        ck_assert(RUN_UNTIL(15000, tailnet_get_error(t)));
+        ck_assert_str_eq(tailnet_get_error(t), "no response from tailscaled within 10s");
+        ck_assert_uint_ge(now_usec() - t0, 9 * USEC_PER_SEC);
+        ck_assert(!tailnet_is_connected(t));
+
+        /* It becomes healthy: the next attempt (250 ms later) gets through. */
+        ts.hang = false;
+        ck_assert(RUN_UNTIL(5000, tailnet_get_status(t)));
+        ck_assert(tailnet_is_connected(t));
+        ck_assert_uint_eq(ts.n_watch, 2);
+        ck_assert_uint_eq(tailnet_get_reconnects(t), 1);
+}
+END_TEST
+
+START_TEST(test_200_and_close_backs_off) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+
+        /* 200, one valid line, clean end, again and again: the backoff must still grow
+         * (250 ms, 500 ms, 1 s, 2 s, 4 s: 5 attempts in 10 s, not one every ~300 ms). */
+        serve_sample(&ts);
+        ts.close_after_first = true;
+        t = tailnet_start(ts.path);
+        run_for(10000);
+        printf("200-and-close: %u watch requests, %" PRIu64 " reconnects in 10 s\n", ts.n_watch,
+               tailnet_get_reconnects(t));
+        ck_assert_uint_ge(ts.n_watch, 3);
+        ck_assert_uint_le(ts.n_watch, 7);
+}
+END_TEST
+
+START_TEST(test_need_peers) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+        unsigned n;
+
+        serve_sample(&ts);
+        t = tailnet_start(ts.path);
+        ck_assert(RUN_UNTIL(3000, tailnet_get_status(t)));
+        run_for(100);
+        ck_assert_str_eq(ts.last_watch_target, "/localapi/v0/watch-ipn-bus?mask=2");
+        ck_assert_str_eq(ts.last_status_target, "/localapi/v0/status?peers=false");
+        ck_assert_uint_eq(tailnet_get_status(t)->n_peers, 2); /* the fake ignores ?peers */
+
+        /* Peer deltas without need: nothing. */
+        n = ts.n_status;
+        fake_push(&ts, LINE_PEERS_CHANGED);
+        run_for(1200);
+        ck_assert_uint_eq(ts.n_status, n);
+
+        /* Needed: the stream reopens with NotifyPeerChanges, /status comes with peers. */
+        tailnet_set_need_peers(t, true);
+        ck_assert(tailnet_get_need_peers(t));
+        ck_assert(RUN_UNTIL(3000, ts.n_watch == 2 && tailnet_get_status(t)));
+        ck_assert_str_eq(ts.last_watch_target, "/localapi/v0/watch-ipn-bus?mask=4098");
+        ck_assert(RUN_UNTIL(3000, streq(ts.last_status_target, "/localapi/v0/status")));
+        run_for(900);
+
+        /* A burst of 20 deltas: coalesced, at most one fetch per 750 ms. */
+        n = ts.n_status;
+        for (int i = 0; i < 20; i++) {
+                fake_push(&ts, LINE_PEERS_CHANGED);
+                run_for(50);
+        }
+        run_for(1000);
+        printf("20 peer deltas in 1 s: %u /status fetches\n", ts.n_status - n);
+        ck_assert_uint_ge(ts.n_status - n, 1);
+        ck_assert_uint_le(ts.n_status - n, 3);
+
+        /* Peers found by name, O(1). */
+        ck_assert_ptr_nonnull(tailnet_status_find_peer(tailnet_get_status(t), "k0s-ctrl-1"));
+        tailnet_set_need_peers(t, false);
+        ck_assert(RUN_UNTIL(3000, ts.n_watch == 3 && tailnet_is_connected(t)));
+        ck_assert_str_eq(ts.last_watch_target, "/localapi/v0/watch-ipn-bus?mask=2");
+}
+END_TEST
+
+START_TEST(test_old_daemon_mask) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+
+        /* v1.98 sends small PeerChanges instead of full NetMaps to watchers with bit 4096: the
+         * agent asks for it there even without need for peers, after one reconnect. */
+        serve_sample(&ts);
+        free(ts.first_line);
+        ts.first_line =
+                strdup("{\"Version\":\"1.98.2-tabc\",\"SessionID\":\"9f\",\"ErrMessage\":null,"
+                       "\"State\":6,\"NetMap\":null}");
+        t = tailnet_start(ts.path);
+        ck_assert(RUN_UNTIL(3000, ts.n_watch == 2 && tailnet_get_status(t)));
+        ck_assert_str_eq(ts.last_watch_target, "/localapi/v0/watch-ipn-bus?mask=4098");
+        run_for(300);
+        ck_assert_uint_eq(ts.n_watch, 2); /* and it stays */
+        ck_assert_ptr_null(tailnet_get_error(t));
+}
+END_TEST
+
+/* ---- memory: a LocalAPI in another process sends a 40 MB bus line and 31 MB / 20 MB /status -- */
+
+static void big_write(int fd, const char *p, size_t n) {
+        if (write_all(fd, p, n) < 0)
+                _exit(0);
+}
+
+/* A chunk of n bytes of "1,1,1,...". */
+static void big_chunk_of_ones(int fd, size_t n) {
+        static char buf[65536];
+        char head[32];
+
+        if (buf[0] != '1')
+                for (size_t i = 0; i < sizeof(buf); i += 2)
+                        memcpy(buf + i, "1,", 2);
+        snprintf(head, sizeof(head), "%zx\r\n", n);
+        big_write(fd, head, strlen(head));
+        for (size_t left = n; left > 0;) {
+                size_t k = MIN(left, sizeof(buf));
+                big_write(fd, buf, k);
+                left -= k;
+        }
+        big_write(fd, "\r\n", 2);
+}
+
+static void big_chunk(int fd, const char *s) {
+        char head[32];
+
+        snprintf(head, sizeof(head), "%zx\r\n", strlen(s));
+        big_write(fd, head, strlen(head));
+        big_write(fd, s, strlen(s));
+        big_write(fd, "\r\n", 2);
+}
+
+static void big_serve(int fd) {
+        char req[8192];
+        size_t len = 0;
+
+        while (len < sizeof(req) - 1 && !memmem(req, len, "\r\n\r\n", 4)) {
+                ssize_t k = read(fd, req + len, sizeof(req) - 1 - len);
+                if (k <= 0)
+                        _exit(0);
+                len += (size_t) k;
+        }
+        req[len] = 0;
+
+        if (strstr(req, "GET /localapi/v0/watch-ipn-bus")) {
+                const char *head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+                big_write(fd, head, strlen(head));
+                big_chunk(fd, "{\"Version\":\"1.102.3\",\"State\":6,\"NetMap\":{\"Peers\":[");
+                for (size_t i = 0; i < 40; i++)
+                        big_chunk_of_ones(fd, 1000 * 1000);
+                big_chunk(fd, "1]}}\n");
+                big_chunk(fd, "{\"Version\":\"1.102.3\",\"State\":6,\"NetMap\":null}\n");
+                pause(); /* the stream stays open */
+        } else {
+                /* Without peers: 31 MB (over the 4 MiB cap). With: 20 MB that fits the cap, of
+                 * tiny elements in an ignored key and inside a peer. */
+                bool peers = !strstr(req, "peers=false");
+                size_t n = (peers ? 20u * 1000 * 1000 : 31u * 1000 * 1000) / 2; /* twice */
+                const char *a = "{\"BackendState\":\"Running\",\"TailscaleIPs\":[\"100.64.0.1\"],"
+                                "\"Peer\":{\"k\":{\"HostName\":\"big\",\"Tags\":[";
+                const char *b = "1]}},\"User\":[";
+                const char *c = "1]}\n";
+                char head[128];
+                static char ones[65536];
+
+                for (size_t i = 0; i < sizeof(ones); i += 2)
+                        memcpy(ones + i, "1,", 2);
+                snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+                         strlen(a) + n + strlen(b) + n + strlen(c));
+                big_write(fd, head, strlen(head));
+                big_write(fd, a, strlen(a));
+                for (size_t left = n; left > 0; left -= MIN(left, sizeof(ones)))
+                        big_write(fd, ones, MIN(left, sizeof(ones)));
+                big_write(fd, b, strlen(b));
+                for (size_t left = n; left > 0; left -= MIN(left, sizeof(ones)))
+                        big_write(fd, ones, MIN(left, sizeof(ones)));
+                big_write(fd, c, strlen(c));
+        }
+        _exit(0);
+}
+
+static pid_t big_server_start(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int lfd;
+        pid_t pid;
+
+        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(lfd, 0);
+        ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        (void) unlink(path);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(lfd, 16), 0);
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* Gone with the test, and so are the per-connection children (no zombies). */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                (void) signal(SIGCHLD, SIG_IGN);
+                for (;;) {
+                        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                        if (fd < 0)
+                                _exit(0);
+                        if (fork() == 0) {
+                                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                                big_serve(fd);
+                        }
+                        close(fd);
+                }
+        }
+        close(lfd);
+        return pid;
+}
+
+static long vm_hwm_kib(void) {
+        char line[256];
+        long kib = -1;
+        FILE *f = fopen("/proc/self/status", "re");
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}
+
+static void reset_hwm(void) {
+        int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+
+        /* "5" resets the peak RSS (Linux 4.0+). */
+        if (fd >= 0) {
+                (void) write(fd, "5", 1);
+                close(fd);
+        }
+}
+
+START_TEST(test_memory_bound) {
+        _cleanup_(tailnet_freep) Tailnet *t = NULL;
+        char path[512];
+        long before, after;
+        pid_t pid;
+
+        snprintf(path, sizeof(path), "%s/big.sock", tmpdir);
+        pid = big_server_start(path);
+        reset_hwm();
+        before = vm_hwm_kib();
+
+        /* The 40 MB line is read to its end (the line after it is a trigger), /status without
+         * peers (31 MB) is refused at 4 MiB. */
+        t = tailnet_start(path);
+        ck_assert(RUN_UNTIL(20000,
+                            tailnet_get_error(t) && strstr(tailnet_get_error(t), "larger than")));
+        ck_assert(tailnet_is_connected(t));
+        ck_assert_ptr_null(tailnet_get_status(t));
+
+        /* With peers: the 20 MB body fits the cap and is walked without a tree. */
+        tailnet_set_need_peers(t, true);
+        ck_assert(RUN_UNTIL(20000, tailnet_get_status(t)));
+        ck_assert_uint_eq(tailnet_get_status(t)->n_peers, 1);
+        ck_assert_str_eq(tailnet_get_status(t)->peers[0].host_name, "big");
+        t = tailnet_free(t);
+
+        after = vm_hwm_kib();
+        printf("peak RSS (VmHWM) with a 40 MB bus line, a 31 MB and a 20 MB /status: %ld KiB "
+               "(%ld KiB at the start)\n",
+               after, before);
+        ck_assert_int_lt(after, 64 * 1024);
+
+        fflush(stdout);
+        ck_assert_int_gt(pid, 0);
+        (void) kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+        (void) unlink(path);
+}
+END_TEST
+
 /* ---- health -------------------------------------------------------------------------------- */
 
 #define K0S_STATUS_OK \
@@ -887,6 +1254,13 @@ static Suite *tailnet_client_suite(void) {
         tcase_add_test(tc, test_refresh);
         tcase_add_test(tc, test_set_socket);
         tcase_add_test(tc, test_free_in_flight);
+        tcase_add_test(tc, test_sockets_cloexec);
+        tcase_add_test(tc, test_err_message_sanitized);
+        tcase_add_test(tc, test_headers_timeout);
+        tcase_add_test(tc, test_200_and_close_backs_off);
+        tcase_add_test(tc, test_need_peers);
+        tcase_add_test(tc, test_old_daemon_mask);
+        tcase_add_test(tc, test_memory_bound);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("health");
