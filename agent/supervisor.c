@@ -25,7 +25,7 @@
 #include "backoff.h"
 #include "event-util.h"
 #include "log.h"
-#include "spawn.h"
+#include "spawn-child.h"
 #include "supervisor.h"
 
 /* Durations in log messages: "1.500s". */

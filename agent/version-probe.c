@@ -17,7 +17,7 @@
 #include "util.h"
 #include "event-util.h"
 #include "log.h"
-#include "spawn.h"
+#include "spawn-child.h"
 #include "version-probe.h"
 
 #define VERSION_OUTPUT_MAX 4096

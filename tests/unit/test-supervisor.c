@@ -28,7 +28,7 @@
 #include "macro.h"
 #include "util.h"
 #include "binary-watch.h"
-#include "spawn.h"
+#include "spawn-child.h"
 #include "supervisor.h"
 #include "version-probe.h"
 

@@ -10,9 +10,6 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
-/* agent/ is on the include path: `#include <spawn.h>` anywhere there finds this file, so it
- * brings the C library's posix_spawn header along. */
-#include_next <spawn.h>
 
 #include "facts.h"
 

@@ -19,7 +19,7 @@
 
 #include "macro.h"
 #include "util.h"
-#include "spawn.h"
+#include "spawn-child.h"
 
 /* The pidfile's tail (the spec hash) is small; this bounds the child's stack buffer. */
 #define PIDFILE_TAIL_MAX 512
