@@ -37,6 +37,7 @@
 #include "status.h"
 #include "persist.h"
 #include "supervisor.h"
+#include "version-probe.h"
 #include "tailnet.h"
 #include "unit-job.h"
 
@@ -633,13 +634,8 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                          c->health_timeout_usec);
         manager_reload_metrics(m, old);
 
-        SupervisorTiming t = {
-                .settle_usec = c->settle_usec,
-                .backoff_min_usec = c->restart_backoff_min_usec,
-                .backoff_max_usec = c->restart_backoff_max_usec,
-                .stable_usec = c->stable_usec,
-                .stop_timeout_usec = c->stop_timeout_usec,
-        };
+        SupervisorTiming t;
+        supervisor_timing_from_config(c, &t);
         supervisor_set_timing(m->supervisor, &t);
         if (!streq(old->state_dir, c->state_dir)) {
                 r = supervisor_set_state_dir(m->supervisor, c->state_dir);
@@ -891,13 +887,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the k0s health probe: %m");
 
-        SupervisorTiming t = {
-                .settle_usec = c->settle_usec,
-                .backoff_min_usec = c->restart_backoff_min_usec,
-                .backoff_max_usec = c->restart_backoff_max_usec,
-                .stable_usec = c->stable_usec,
-                .stop_timeout_usec = c->stop_timeout_usec,
-        };
+        SupervisorTiming t;
+        supervisor_timing_from_config(c, &t);
         r = supervisor_new(c->state_dir, &t, on_supervisor, m, &m->supervisor);
         if (r >= 0)
                 r = supervisor_attach(m->supervisor, m->event);
