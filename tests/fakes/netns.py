@@ -622,3 +622,50 @@ class Agent:
         argv = [os.environ["AGENT"], "--config", self.config] + list(args)
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout)
+
+
+# --- the scenario runner every netns test file uses ------------------------------------------
+def run_scenarios(scenarios, argv=None, env_prefix=""):
+    """`PROG NAME`: run scenario NAME in a fresh Env; print PASS/FAIL/SKIP and the Env's report on
+    failure; check agents run under valgrind; clean up. Returns the exit code (0 pass, 1 fail,
+    77 skip, 2 usage)."""
+    import traceback
+    argv = sys.argv if argv is None else argv
+    prog = os.path.basename(argv[0])
+    if len(argv) != 2 or argv[1] not in scenarios:
+        print("usage: %s {%s}" % (prog, "|".join(scenarios)), file=sys.stderr)
+        return 2
+    name = argv[1]
+    try:
+        prerequisites()
+    except Skip as e:
+        print("SKIP: %s" % e)
+        return SKIP
+    except Fail as e:
+        print("FAIL: %s" % e)
+        return 1
+    env = Env(env_prefix + name)
+    t0 = time.monotonic()
+    rc = 0
+    try:
+        scenarios[name](env)
+        for a in env.agents:
+            if a.valgrind and a.proc.poll() is None:
+                a.stop(timeout=60)
+            if a.valgrind and a.proc.poll() == 9:
+                raise Fail("valgrind found errors in the agent")
+        print("PASS: %s (%.1f s)" % (name, time.monotonic() - t0))
+    except Fail as e:
+        rc = 1
+        print("FAIL: %s: %s (after %.1f s)" % (name, e, time.monotonic() - t0))
+        print(env.report())
+    except Skip as e:
+        rc = SKIP
+        print("SKIP: %s" % e)
+    except Exception:  # noqa: BLE001 -- a harness error is a failure with a trace
+        rc = 1
+        traceback.print_exc()
+        print(env.report())
+    finally:
+        env.cleanup()
+    return rc

@@ -12,7 +12,6 @@ import shutil
 import signal
 import sys
 import time
-import traceback
 
 import netns
 from netns import Fail, Skip, check, pid_alive, wait_until
@@ -695,43 +694,7 @@ SCENARIOS = {
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
-        print("usage: test_agent.py {%s}" % "|".join(SCENARIOS), file=sys.stderr)
-        return 2
-    name = sys.argv[1]
-    try:
-        netns.prerequisites()
-    except Skip as e:
-        print("SKIP: %s" % e)
-        return netns.SKIP
-    except Fail as e:
-        print("FAIL: %s" % e)
-        return 1
-    env = netns.Env(name)
-    t0 = time.monotonic()
-    rc = 0
-    try:
-        SCENARIOS[name](env)
-        for a in env.agents:
-            if a.valgrind and a.proc.poll() is None:
-                a.stop(timeout=60)
-            if a.valgrind and a.proc.poll() == 9:
-                raise Fail("valgrind found errors in the agent")
-        print("PASS: %s (%.1f s)" % (name, time.monotonic() - t0))
-    except Fail as e:
-        rc = 1
-        print("FAIL: %s: %s (after %.1f s)" % (name, e, time.monotonic() - t0))
-        print(env.report())
-    except Skip as e:
-        rc = netns.SKIP
-        print("SKIP: %s" % e)
-    except Exception:  # noqa: BLE001 -- a harness error is a failure with a trace
-        rc = 1
-        traceback.print_exc()
-        print(env.report())
-    finally:
-        env.cleanup()
-    return rc
+    return netns.run_scenarios(SCENARIOS)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ One scenario per run: `test_clock_netns.py NAME`. Exit 0 pass, 1 fail, 77 skip."
 import os
 import sys
 import time
-import traceback
 
 import netns
 from netns import Fail, Skip, check
@@ -72,35 +71,7 @@ SCENARIOS = {"clock-hold": t_hold, "clock-timeout": t_timeout}
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
-        print("usage: test_clock_netns.py {%s}" % "|".join(SCENARIOS), file=sys.stderr)
-        return 2
-    name = sys.argv[1]
-    try:
-        netns.prerequisites()
-    except Skip as e:
-        print("SKIP: %s" % e)
-        return netns.SKIP
-    except Fail as e:
-        print("FAIL: %s" % e)
-        return 1
-    env = netns.Env(name)
-    t0 = time.monotonic()
-    rc = 0
-    try:
-        SCENARIOS[name](env)
-        print("PASS: %s (%.1f s)" % (name, time.monotonic() - t0))
-    except Fail as e:
-        rc = 1
-        print("FAIL: %s: %s (after %.1f s)" % (name, e, time.monotonic() - t0))
-        print(env.report())
-    except Exception:  # noqa: BLE001 -- a harness error is a failure with a trace
-        rc = 1
-        traceback.print_exc()
-        print(env.report())
-    finally:
-        env.cleanup()
-    return rc
+    return netns.run_scenarios(SCENARIOS)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import signal
 import statistics
 import sys
 import time
-import traceback
 
 import netns
 from netns import Fail, Skip, check, wait_until
@@ -315,35 +314,7 @@ SCENARIOS = {
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
-        print("usage: test_peers_netns.py {%s}" % "|".join(SCENARIOS), file=sys.stderr)
-        return 2
-    name = sys.argv[1]
-    try:
-        netns.prerequisites()
-    except Skip as e:
-        print("SKIP: %s" % e)
-        return netns.SKIP
-    env = netns.Env("peers-" + name)
-    t0 = time.monotonic()
-    rc = 0
-    try:
-        SCENARIOS[name](env)
-        print("PASS: %s (%.1f s)" % (name, time.monotonic() - t0))
-    except Fail as e:
-        rc = 1
-        print("FAIL: %s: %s (after %.1f s)" % (name, e, time.monotonic() - t0))
-        print(env.report())
-    except Skip as e:
-        rc = netns.SKIP
-        print("SKIP: %s" % e)
-    except Exception:  # noqa: BLE001 -- a harness error is a failure with a trace
-        rc = 1
-        traceback.print_exc()
-        print(env.report())
-    finally:
-        env.cleanup()
-    return rc
+    return netns.run_scenarios(SCENARIOS, env_prefix="peers-")
 
 
 if __name__ == "__main__":
