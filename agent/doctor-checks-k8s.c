@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-util.h"
 #include "doctor.h"
 #include "util.h"
 
@@ -17,8 +18,6 @@
 static const char *const ids[] = { "ID02", "ID04", "NW06", "DN04", "HA01", "HA02" };
 static const char *const areas[] = { "identity", "identity",      "cni",
                                      "dns",      "control-plane", "control-plane" };
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 static void skip_all(Doctor *d, const char *why) {
         for (size_t i = 0; i < ELEMENTSOF(ids); i++)

@@ -13,10 +13,9 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "json-util.h"
 #include "doctor-rules.h"
 #include "util.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 int doctor_parse_mark(const char *s, uint32_t *ret) {
         char *end;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-util.h"
 #include "atomic-file.h"
 #include "curl-glue.h"
 #include "doctor-rules.h"
@@ -21,8 +22,6 @@
 #include "render-cli.h"
 #include "status.h"
 #include "util.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 #define LOCALAPI_STATUS_URL "http://local-tailscaled.sock/localapi/v0/status"
 #define DOCTOR_TEXT_MAX 2048

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "json-util.h"
 #include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
@@ -41,8 +42,6 @@
 #include "version-probe.h"
 #include "tailnet.h"
 #include "unit-job.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 /* STATUS= is one line for `systemctl status`; longer text is cut (status.json has the rest). */
 #define STATUS_LINE_MAX 1024

@@ -11,11 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-util.h"
 #include "util.h"
 #include "atomic-file.h"
 #include "status.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 /* Longest text of one status.json field: paths and error messages fit, a hostile blob does not. */
 #define STATUS_TEXT_MAX 4096

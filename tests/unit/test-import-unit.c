@@ -97,6 +97,7 @@ START_TEST(test_controller_worker) {
         _cleanup_(imported_unit_done) ImportedUnit u = {};
         _cleanup_(config_freep) AgentConfig *c = NULL;
         _cleanup_free_ char *out = import_file("k0scontroller-worker.service", &u, &c);
+        ck_assert_ptr_nonnull(out);
 
         ck_assert_int_eq(c->role, K0S_ROLE_CONTROLLER_WORKER);
         ck_assert_str_eq(c->k0s_base_config, "/etc/k0s/k0s.yaml");
@@ -186,6 +187,7 @@ START_TEST(test_dollar_and_percent_doubled) {
         _cleanup_(imported_unit_done) ImportedUnit u = {};
         _cleanup_(config_freep) AgentConfig *c = NULL;
         _cleanup_free_ char *out = import_text(unit, &u, &c);
+        ck_assert_ptr_nonnull(out);
         ck_assert_str_eq(c->k0s_args[0], "--labels=a=100%");
         ck_assert_str_eq(c->k0s_args[1], "--x=$HOME");
 }

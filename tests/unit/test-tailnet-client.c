@@ -954,7 +954,7 @@ static void big_chunk(int fd, const char *s) {
         big_write(fd, "\r\n", 2);
 }
 
-static void big_serve(int fd) {
+_noreturn_ static void big_serve(int fd) {
         char req[8192];
         size_t len = 0;
 
