@@ -34,6 +34,7 @@ struct ClockWatch {
         char *timesync_file;
         ClockSyncSource source;
         void *source_userdata;
+        int64_t (*offset)(void *userdata);
         ClockHandler handler;
         void *userdata;
 
@@ -60,6 +61,14 @@ static int source_fixed(void *userdata) {
         return userdata ? TIME_OK : TIME_ERROR;
 }
 
+static int64_t clock_offset_usec(void *userdata) {
+        struct timespec rt, mono;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        return ((int64_t) rt.tv_sec - (int64_t) mono.tv_sec) * (int64_t) USEC_PER_SEC +
+                ((int64_t) rt.tv_nsec - (int64_t) mono.tv_nsec) / (int64_t) NSEC_PER_USEC;
+}
+
 int clock_watch_new_with(const ClockWatchParams *p, ClockHandler handler, void *userdata,
                          ClockWatch **ret) {
         ClockWatch *c = calloc(1, sizeof(*c));
@@ -70,6 +79,7 @@ int clock_watch_new_with(const ClockWatchParams *p, ClockHandler handler, void *
                 .timeout_usec = p->timeout_usec,
                 .source = p->source ?: source_adjtimex,
                 .source_userdata = p->source_userdata,
+                .offset = p->offset ?: clock_offset_usec,
                 .handler = handler,
                 .userdata = userdata,
                 .timer_fd = -1,
@@ -108,14 +118,6 @@ int clock_watch_new(const AgentConfig *cfg, ClockHandler handler, void *userdata
         else if (src)
                 return -EINVAL;
         return clock_watch_new_with(&p, handler, userdata, ret);
-}
-
-static int64_t clock_offset_usec(void) {
-        struct timespec rt, mono;
-        clock_gettime(CLOCK_REALTIME, &rt);
-        clock_gettime(CLOCK_MONOTONIC, &mono);
-        return ((int64_t) rt.tv_sec - (int64_t) mono.tv_sec) * (int64_t) USEC_PER_SEC +
-                ((int64_t) rt.tv_nsec - (int64_t) mono.tv_nsec) / (int64_t) NSEC_PER_USEC;
 }
 
 /* The kernel's answer or timesyncd's file: either is enough, as for systemd-time-wait-sync. */
@@ -173,7 +175,7 @@ void clock_watch_recheck(ClockWatch *c) {
 }
 
 static void clock_note_step(ClockWatch *c) {
-        int64_t now = clock_offset_usec(), jump = now - c->offset_usec;
+        int64_t now = c->offset(c->source_userdata), jump = now - c->offset_usec;
         c->offset_usec = now;
         c->n_jumps++;
         c->last_jump_usec = jump;
@@ -199,13 +201,22 @@ static int on_clock_set(sd_event_source *s, int fd, uint32_t revents, void *user
         ClockWatch *c = userdata;
         uint64_t ticks;
 
-        if (read(fd, &ticks, sizeof(ticks)) < 0 && errno == ECANCELED)
-                clock_note_step(c);
+        bool stepped = read(fd, &ticks, sizeof(ticks)) < 0 && errno == ECANCELED;
         int r = timer_arm(fd);
         if (r < 0)
                 log_warning_errno(r, "Failed to re-arm the clock-step timer, ignoring: %m");
-        clock_watch_recheck(c);
+        if (stepped)
+                clock_watch_step(c);
+        else
+                clock_watch_recheck(c);
         return 0;
+}
+
+void clock_watch_step(ClockWatch *c) {
+        if (!c)
+                return;
+        clock_note_step(c);
+        clock_watch_recheck(c);
 }
 
 static void on_timesync_dir(PathWatch *w, void *userdata) {
@@ -237,7 +248,7 @@ int clock_watch_attach(ClockWatch *c, sd_event *e) {
         int r;
 
         c->event = sd_event_ref(e);
-        c->offset_usec = clock_offset_usec();
+        c->offset_usec = c->offset(c->source_userdata);
         /* The step timer runs in every mode: a step is logged even when nobody waits. */
         r = clock_attach_timerfd(c);
         if (r < 0)

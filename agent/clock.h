@@ -33,6 +33,9 @@ typedef struct ClockWatchParams {
         const char *timesync_dir; /* NULL: CLOCK_TIMESYNC_DIR_DEFAULT */
         ClockSyncSource source; /* NULL: adjtimex() */
         void *source_userdata;
+        /* CLOCK_REALTIME - CLOCK_MONOTONIC in µs, whose change is a step's size. NULL: the
+         * kernel's clocks. Tests pass a fake (the host's clock cannot be stepped in a test). */
+        int64_t (*offset)(void *userdata);
 } ClockWatchParams;
 
 /* From the config. For tests of the whole agent, three environment variables replace the
@@ -50,6 +53,9 @@ bool clock_watch_is_synced(ClockWatch *c);
 /* Clock steps seen since start, and the last one's size (signed µs, realtime - monotonic). */
 uint64_t clock_watch_get_jumps(ClockWatch *c);
 int64_t clock_watch_get_last_jump_usec(ClockWatch *c);
+/* What the CANCEL_ON_SET timerfd's wake-up does: note the step (logged with its size, counted;
+ * nothing is restarted) and look again. Public for tests with a fake offset. */
+void clock_watch_step(ClockWatch *c);
 /* Look again now (what a clock step or inotify event does); for tests with a fake source. */
 void clock_watch_recheck(ClockWatch *c);
 

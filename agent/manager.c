@@ -21,6 +21,7 @@
 #include "util.h"
 #include "atomic-file.h"
 #include "backoff.h"
+#include "binary-watch.h"
 #include "clock.h"
 #include "curl-glue.h"
 #include "event-util.h"
@@ -37,6 +38,7 @@
 #include "status.h"
 #include "persist.h"
 #include "supervisor.h"
+#include "version-probe.h"
 #include "tailnet.h"
 #include "unit-job.h"
 
@@ -58,6 +60,7 @@ struct Manager {
         Health *health; /* k0s status-socket probe timer */
         Supervisor *supervisor; /* the k0s child: child/pidfd, settle/backoff/kill timers */
         VersionProbe *version_probe; /* `k0s version` child + pipe, while it runs */
+        BinaryWatch *binary_watch; /* inotify on k0s.binary's directory: a replaced binary */
         ClockWatch *clock; /* clock-step timerfd, timesyncd inotify, clock.timeout timer */
         Metrics *metrics; /* textfile writer: its trailing-write timer, dir inotify; NULL = off */
         MetricsTracker metrics_tracker; /* counters derived from what the manager observes */
@@ -71,6 +74,7 @@ struct Manager {
 
         K0sVersion k0s_version;
         bool have_version;
+        BinaryId binary_id; /* of the binary k0s_version was probed from (invalid: not probed) */
         char *version_error;
         Backoff retry_backoff;
         bool retry_pending;
@@ -170,6 +174,8 @@ static void on_version(VersionProbe *p, int r, const char *output, void *userdat
         /* output points into the probe: parse before the probe is freed below. */
         if (r >= 0)
                 r = k0s_version_parse(output, &v) < 0 ? -EBADMSG : 0;
+        if (r >= 0)
+                m->binary_id = *version_probe_get_binary_id(p);
         _cleanup_free_ char *printed = r == -EBADMSG ? strdup(output) : NULL;
         m->version_probe = version_probe_free(m->version_probe);
         free(m->version_error);
@@ -414,6 +420,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                 .tailnet_error = m->tailnet ? tailnet_get_error(m->tailnet) : NULL,
                 .k0s_version = m->have_version ? &m->k0s_version : NULL,
                 .k0s_running_version = m->have_running_version ? &m->running_version : NULL,
+                .k0s_binary_id = m->binary_id,
                 .base_config = manager_read_base_config(m, &base),
                 .token_file_error = stat(c->k0s_token_file, &token_st) < 0 ? -errno : 0,
                 .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
@@ -505,8 +512,40 @@ static void on_health(Health *h, void *userdata) {
         manager_trigger(userdata);
 }
 
+/* The binary was replaced (autopilot renames a new one over it and stops k0s; an operator
+ * copies one): ask it its version again, so the drop-in written before the next start matches
+ * the binary that is about to run (issue 7). The old version stays in force until the answer. */
+static void manager_reprobe(Manager *m, const char *why) {
+        if (m->version_probe || !streq(m->config->k0s_version, "auto"))
+                return;
+        log_info("%s: asking it for its version again.", why);
+        (void) manager_probe_version(m);
+}
+
+static void on_binary_changed(BinaryWatch *w, void *userdata) {
+        Manager *m = userdata;
+        manager_reprobe(m, m->config->k0s_binary);
+}
+
+static int manager_watch_binary(Manager *m) {
+        m->binary_watch = binary_watch_free(m->binary_watch);
+        int r = binary_watch_new(m->config->k0s_binary, on_binary_changed, m, &m->binary_watch);
+        if (r >= 0)
+                r = binary_watch_attach(m->binary_watch, m->event);
+        if (r < 0) {
+                m->binary_watch = binary_watch_free(m->binary_watch);
+                /* Not fatal: the supervisor still compares the binary before every start. */
+                return log_warning_errno(r, "Failed to watch '%s' for replacement, ignoring: %m",
+                                         m->config->k0s_binary);
+        }
+        return 0;
+}
+
 static void on_supervisor(Supervisor *s, void *userdata) {
         Manager *m = userdata;
+
+        if (supervisor_binary_changed(s))
+                manager_reprobe(m, "The k0s binary changed since its version was asked");
 
         manager_metrics_k0s(m);
         manager_metrics_update(m, m->plan);
@@ -633,13 +672,8 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
                          c->health_timeout_usec);
         manager_reload_metrics(m, old);
 
-        SupervisorTiming t = {
-                .settle_usec = c->settle_usec,
-                .backoff_min_usec = c->restart_backoff_min_usec,
-                .backoff_max_usec = c->restart_backoff_max_usec,
-                .stable_usec = c->stable_usec,
-                .stop_timeout_usec = c->stop_timeout_usec,
-        };
+        SupervisorTiming t;
+        supervisor_timing_from_config(c, &t);
         supervisor_set_timing(m->supervisor, &t);
         if (!streq(old->state_dir, c->state_dir)) {
                 r = supervisor_set_state_dir(m->supervisor, c->state_dir);
@@ -650,6 +684,9 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
         }
         if (!streq(old->k0s_binary, c->k0s_binary) || !streq(old->k0s_version, c->k0s_version)) {
                 m->have_version = false;
+                m->binary_id = (BinaryId){};
+                if (!streq(old->k0s_binary, c->k0s_binary))
+                        (void) manager_watch_binary(m);
                 (void) manager_probe_version(m);
         }
         files_invalidate_cleanup(m->files);
@@ -777,23 +814,6 @@ static void manager_metrics_k0s(Manager *m) {
                             supervisor_get_last_exit(s), now_monotonic_usec());
 }
 
-static void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t,
-                                    MetricsSnapshot *s) {
-        uint64_t now = now_realtime_usec();
-        for (size_t i = 0; i < c->n_registries; i++)
-                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
-                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
-                        const char *ipv4;
-                        bool reachable = false;
-                        MetricsReachability r = !e->peer ? METRICS_REACH_URL
-                                : !tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable)
-                                ? METRICS_REACH_UNKNOWN
-                                : reachable ? METRICS_REACH_REACHABLE
-                                            : METRICS_REACH_UNREACHABLE;
-                        s->registry_endpoints[r]++;
-                }
-}
-
 /* The gauges from the current state, the counters from the tracker; written if anything
  * changed (metrics.c rate-limits). */
 static void manager_metrics_update(Manager *m, const Plan *p) {
@@ -811,7 +831,7 @@ static void manager_metrics_update(Manager *m, const Plan *p) {
         s.backend_state = t ? t->backend_state : _BACKEND_STATE_INVALID;
         s.self_online = t && t->self_online;
         s.localapi_reconnects = m->tailnet ? tailnet_get_reconnects(m->tailnet) : 0;
-        metrics_count_endpoints(m->config, t, &s);
+        metrics_count_endpoints(m->config, t, now_realtime_usec(), &s);
         s.clock = clock_watch_get_fact(m->clock);
         s.clock_synced = clock_watch_is_synced(m->clock);
         s.clock_steps = clock_watch_get_jumps(m->clock);
@@ -891,13 +911,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the k0s health probe: %m");
 
-        SupervisorTiming t = {
-                .settle_usec = c->settle_usec,
-                .backoff_min_usec = c->restart_backoff_min_usec,
-                .backoff_max_usec = c->restart_backoff_max_usec,
-                .stable_usec = c->stable_usec,
-                .stop_timeout_usec = c->stop_timeout_usec,
-        };
+        SupervisorTiming t;
+        supervisor_timing_from_config(c, &t);
         r = supervisor_new(c->state_dir, &t, on_supervisor, m, &m->supervisor);
         if (r >= 0)
                 r = supervisor_attach(m->supervisor, m->event);
@@ -911,6 +926,8 @@ int manager_start(Manager *m) {
         r = manager_start_clock_and_metrics(m);
         if (r < 0)
                 return r;
+
+        (void) manager_watch_binary(m);
 
         r = supervisor_adopt(m->supervisor, c->k0s_binary);
         if (r < 0)
@@ -940,6 +957,7 @@ Manager *manager_free(Manager *m) {
         m->metrics = metrics_free(m->metrics);
         m->clock = clock_watch_free(m->clock);
         m->version_probe = version_probe_free(m->version_probe);
+        m->binary_watch = binary_watch_free(m->binary_watch);
         m->health = health_free(m->health);
         m->tailnet = tailnet_free(m->tailnet);
         m->curl = curl_glue_free(m->curl);

@@ -64,3 +64,19 @@ void metrics_tracker_file(MetricsTracker *t, MetricsFileKind k, int r) {
         else if (r < 0)
                 t->snap.file_write_failures[k]++;
 }
+
+void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t, uint64_t now,
+                             MetricsSnapshot *s) {
+        for (size_t i = 0; i < c->n_registries; i++)
+                for (size_t j = 0; j < c->registries[i].n_endpoints; j++) {
+                        const RegistryEndpoint *e = &c->registries[i].endpoints[j];
+                        const char *ipv4;
+                        bool reachable = false;
+                        MetricsReachability r = !e->peer ? METRICS_REACH_URL
+                                : !tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable)
+                                ? METRICS_REACH_UNKNOWN
+                                : reachable ? METRICS_REACH_REACHABLE
+                                            : METRICS_REACH_UNREACHABLE;
+                        s->registry_endpoints[r]++;
+                }
+}

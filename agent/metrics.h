@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "config.h"
 #include "facts.h"
 #include "macro.h"
 #include "tailnet-status.h"
@@ -114,3 +115,7 @@ void metrics_tracker_k0s(MetricsTracker *t, pid_t pid, uint64_t started_usec, bo
 void metrics_tracker_gate(MetricsTracker *t, bool open, uint64_t now_mono_usec);
 /* r as atomic_file_write() returned it: > 0 written, 0 unchanged, < 0 failed. */
 void metrics_tracker_file(MetricsTracker *t, MetricsFileKind k, int r);
+/* The registry endpoints by reachability (peer: endpoints resolved as reconcile does; now:
+ * CLOCK_REALTIME µs). */
+void metrics_count_endpoints(const AgentConfig *c, const TailnetStatus *t, uint64_t now,
+                             MetricsSnapshot *s);

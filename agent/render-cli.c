@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,30 +20,34 @@
 #include "log.h"
 #include "netwatch.h"
 #include "reconcile.h"
+#include "spawn-child.h"
 #include "render-cli.h"
 #include "render-k0s.h"
 #include "tailnet-status.h"
 
-/* `k0s version`, synchronously: fine for a one-shot CLI, never used by the daemon. */
+/* `k0s version`, synchronously: fine for a one-shot CLI, never used by the daemon. The same
+ * clean child as the daemon's probe (spawn-child.h): fds 0-2 only. */
 static int run_k0s_version(const char *binary, char **ret) {
         int pipefd[2];
-        posix_spawn_file_actions_t fa;
         pid_t pid;
         char buf[4096];
         size_t n = 0;
 
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
         char *argv[] = { (char *) binary, (char *) "version", NULL };
-        int r = posix_spawn(&pid, binary, &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(pipefd[1]);
-        if (r != 0) {
+        _cleanup_strv_free_ char **env = spawn_build_env(NULL, NULL);
+        if (!env) {
                 close(pipefd[0]);
-                return -r;
+                close(pipefd[1]);
+                return -ENOMEM;
+        }
+        SpawnSpec spec = { .argv = argv, .env = env, .stdout_fd = pipefd[1], .stderr_fd = -1 };
+        int r = spawn_child(&spec, &pid);
+        close(pipefd[1]);
+        if (r < 0) {
+                close(pipefd[0]);
+                return r;
         }
         for (;;) {
                 ssize_t k = read(pipefd[0], buf + n, sizeof(buf) - 1 - n);

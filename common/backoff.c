@@ -4,8 +4,6 @@
  * the caller arms its own sd-event timer with the value and decides when to reset.
  */
 
-#include <limits.h>
-
 #include "backoff.h"
 #include "macro.h"
 
@@ -19,6 +17,12 @@ void backoff_init(Backoff *b, uint64_t min_usec, uint64_t max_usec) {
         backoff_reset(b);
 }
 
+void backoff_init_floor(Backoff *b, uint64_t min_usec, uint64_t max_usec, uint64_t floor_min_usec,
+                        uint64_t floor_max_usec) {
+        backoff_init(b, MAX(min_usec, floor_min_usec),
+                     MAX(max_usec, MAX(floor_min_usec, floor_max_usec)));
+}
+
 uint64_t backoff_next(Backoff *b) {
         uint64_t d = b->next_usec;
 
@@ -27,16 +31,9 @@ uint64_t backoff_next(Backoff *b) {
                 b->next_usec = b->max_usec;
         else
                 b->next_usec *= 2;
-        if (b->attempts < UINT_MAX)
-                b->attempts++;
         return d;
 }
 
 void backoff_reset(Backoff *b) {
         b->next_usec = MIN(b->min_usec, b->max_usec);
-        b->attempts = 0;
-}
-
-uint64_t backoff_peek(const Backoff *b) {
-        return b->next_usec;
 }

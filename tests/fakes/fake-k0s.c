@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stand-in for the k0s binary in tests: `version`, and `worker|controller` runs that record start,
- * signals and exit as JSON lines, follow a small control file, and serve the status socket.
+ * Stand-in for the k0s binary in tests: `version`, and `worker|controller` runs that record start
+ * (with the descriptors they inherited), signals and exit as JSON lines, follow a small control
+ * file, and serve the status socket. Its built-in version can be patched in a copy of the binary.
  * The contract is tests/fakes/README.md. libc only and one poll() loop, so it starts as fast as
  * a real binary and never races with itself.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,6 +27,18 @@
 #define DEFAULT_VERSION "v1.35.7+k0s.0"
 #define MAX_CLIENTS 16
 #define REQUEST_MAX 8192
+#define MAX_FDS 256
+
+/* The built-in version, behind a marker: a test copies this binary and overwrites the bytes after
+ * the marker (NUL-padded, up to 63 bytes in all) to get a real, different binary that reports
+ * another version, as an upgrade would put in place. Read through a volatile pointer, so the
+ * compiler cannot fold the literal into the code. $FAKE_K0S_VERSION still overrides it. */
+#define VERSION_MARKER "@@FAKE_K0S_VERSION@@"
+static const char version_blob[64] __attribute__((used)) = VERSION_MARKER DEFAULT_VERSION;
+
+/* The descriptors this process had when it started (before it opened any itself). */
+static int start_fds[MAX_FDS];
+static int n_start_fds;
 
 typedef struct Buf {
         char *p;
@@ -138,6 +152,78 @@ static void buf_json_strv(Buf *b, char **l, int n) {
                 buf_json_string(b, l[i]);
         }
         buf_puts(b, "]");
+}
+
+static const char *builtin_version(void) {
+        static char buf[sizeof(version_blob)];
+
+        for (size_t i = 0; i < sizeof(buf); i++)
+                buf[i] = ((const volatile char *) version_blob)[i];
+        buf[sizeof(buf) - 1] = 0;
+        return buf + strlen(VERSION_MARKER);
+}
+
+static const char *version(void) {
+        const char *v = getenv("FAKE_K0S_VERSION");
+        return v ? v : builtin_version();
+}
+
+/* /proc/self/fd, without the directory's own descriptor. First thing in main(). */
+static void record_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        if (!d)
+                die("/proc/self/fd");
+        while ((de = readdir(d)) && n_start_fds < MAX_FDS) {
+                char *end;
+                long fd;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = strtol(de->d_name, &end, 10);
+                if (*end == 0 && fd != dirfd(d))
+                        start_fds[n_start_fds++] = (int) fd;
+        }
+        (void) closedir(d);
+        /* readdir order is the kernel's: sort, so logs compare as lists. */
+        for (int i = 1; i < n_start_fds; i++)
+                for (int j = i; j > 0 && start_fds[j - 1] > start_fds[j]; j--) {
+                        int t = start_fds[j];
+                        start_fds[j] = start_fds[j - 1];
+                        start_fds[j - 1] = t;
+                }
+}
+
+static void buf_json_fds(Buf *b) {
+        buf_puts(b, ",\"fds\":[");
+        for (int i = 0; i < n_start_fds; i++)
+                buf_printf(b, "%s%d", i > 0 ? "," : "", start_fds[i]);
+        buf_puts(b, "]");
+}
+
+/* $FAKE_K0S_PIDFILE: what that file holds at start (null if it cannot be read), so tests see
+ * whether the k0s pidfile already named this process when it began to run. */
+static void buf_pidfile(Buf *b) {
+        const char *path = getenv("FAKE_K0S_PIDFILE");
+        char content[4096];
+        ssize_t n = -1;
+        int fd;
+
+        if (!path)
+                return;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                n = read(fd, content, sizeof(content) - 1);
+                (void) close(fd);
+        }
+        buf_puts(b, ",\"pidfile\":");
+        if (n < 0) {
+                buf_puts(b, "null");
+                return;
+        }
+        content[n] = 0;
+        buf_json_string(b, content);
 }
 
 static void buf_time(Buf *b, const struct timespec *ts) {
@@ -279,12 +365,11 @@ static bool has_arg(const char *flag) {
 
 /* K0sStatus as k0s's status component serves it: Go field names, no json tags. */
 static void status_body(Buf *b) {
-        const char *version = getenv("FAKE_K0S_VERSION");
         bool single = role_controller && has_arg("--single");
         bool workloads = !role_controller || single || has_arg("--enable-worker");
 
         buf_puts(b, "{\"Version\":");
-        buf_json_string(b, version ? version : DEFAULT_VERSION);
+        buf_json_string(b, version());
         /* The real server never fills PPid, SysInit, StubFile or Output. */
         buf_printf(b, ",\"Pid\":%d,\"PPid\":0,\"Role\":\"%s\"", (int) getpid(),
                    role_controller ? "controller" : "worker");
@@ -418,6 +503,8 @@ static _Noreturn void run(int argc, char **argv, const struct timespec *t0) {
         buf_json_strv(&b, argv, argc);
         buf_puts(&b, ",\"env\":");
         buf_json_strv(&b, environ, -1);
+        buf_json_fds(&b);
+        buf_pidfile(&b);
         log_event(&b);
 
         path = getenv("FAKE_K0S_CONTROL");
@@ -514,14 +601,35 @@ static _Noreturn void run(int argc, char **argv, const struct timespec *t0) {
         }
 }
 
+/* A `version` run leaves one line in the log, so tests see what it inherited. */
+static void log_version_run(const struct timespec *t0) {
+        const char *path = getenv("FAKE_K0S_LOG");
+        Buf b = {};
+
+        if (!path)
+                return;
+        log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (log_fd < 0)
+                die(path);
+        log_begin(&b, "version", t0);
+        buf_printf(&b, ",\"ppid\":%d,\"version\":", (int) getppid());
+        buf_json_string(&b, version());
+        buf_json_fds(&b);
+        log_event(&b);
+        free(b.p);
+        (void) close(log_fd);
+        log_fd = -1;
+}
+
 int main(int argc, char **argv) {
         struct timespec t0;
-        const char *v;
 
         /* First thing: tests measure restart delays between these timestamps. */
         (void) clock_gettime(CLOCK_REALTIME, &t0);
+        record_fds();
 
         if (argc >= 2 && strcmp(argv[1], "version") == 0) {
+                log_version_run(&t0);
                 if (getenv("FAKE_K0S_VERSION_FAIL")) {
                         fprintf(stderr, "Error: fake-k0s: version failure requested\n");
                         return 1;
@@ -529,8 +637,7 @@ int main(int argc, char **argv) {
                 if (getenv("FAKE_K0S_VERSION_HANG"))
                         for (;;)
                                 (void) pause();
-                v = getenv("FAKE_K0S_VERSION");
-                printf("%s\n", v ? v : DEFAULT_VERSION);
+                printf("%s\n", version());
                 return fflush(stdout) == 0 ? 0 : 1;
         }
         if (argc >= 2 && (strcmp(argv[1], "worker") == 0 || strcmp(argv[1], "controller") == 0)) {

@@ -159,6 +159,29 @@ def t_online_false(env):
     check("online=no" in r.stdout, "status does not show online=no:\n" + r.stdout)
 
 
+# --- issue 8 item 9 -------------------------------------------------------------------------
+def t_localapi_silent(env):
+    """A LocalAPI that accepts and never answers: the agent gives the stream up after its header
+    timeout (status says so), connects again by itself, and starts k0s within 30 s of the
+    LocalAPI answering again, with no SIGHUP or restart."""
+    prepare(env)
+    env.start_notify()
+    fake = env.start_fake()
+    fake.control.send({"cmd": "hang", "hang": True})
+    agent = env.start_agent(env.config())
+    s = agent.wait_status(lambda s: "no response from tailscaled" in
+                          json.dumps(s.get("tailnet", {})), 20)
+    check(s, "status.json never said the LocalAPI gave no response: %s"
+          % (agent.status() or {}).get("tailnet"))
+    check(not env.k0s.starts(), "k0s started without an answer from the LocalAPI")
+    t_healthy = time.time()
+    fake.control.send({"cmd": "hang", "hang": False})
+    check(env.k0s.wait_starts(1, 30), "k0s not started within 30 s of the LocalAPI answering")
+    print("LocalAPI answering again -> k0s started: %.2f s"
+          % (env.k0s.starts()[0]["time"] - t_healthy))
+    check(agent.alive(), "agent exited")
+
+
 # --- issue 7 item 2 -------------------------------------------------------------------------
 def t_controller_token(env):
     fake, agent = start(env, role="controller")
@@ -267,6 +290,7 @@ SCENARIOS = {
     "address-hold": t_address_hold,
     "worker-address-change": t_worker_address_change,
     "binary-replaced": t_binary_replaced,
+    "localapi-silent": t_localapi_silent,
 }
 
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backoff: the doubling sequence, the cap, reset, peek, and the corner cases (odd and huge max,
- * max below min, min of 0) that must neither overflow nor exceed the cap.
+ * backoff: the doubling sequence, the cap, reset, the floor, and the corner cases (odd and huge
+ * max, max below min, min of 0) that must neither overflow nor exceed the cap.
  */
 
 #include <check.h>
@@ -15,12 +15,8 @@ START_TEST(test_sequence) {
         Backoff b;
 
         backoff_init(&b, 1 * USEC_PER_SEC, 60 * USEC_PER_SEC);
-        ck_assert_uint_eq(b.attempts, 0);
-        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
-                ck_assert_uint_eq(backoff_peek(&b), want[i] * USEC_PER_SEC);
+        for (size_t i = 0; i < ELEMENTSOF(want); i++)
                 ck_assert_uint_eq(backoff_next(&b), want[i] * USEC_PER_SEC);
-                ck_assert_uint_eq(b.attempts, i + 1);
-        }
 }
 END_TEST
 
@@ -30,22 +26,32 @@ START_TEST(test_reset) {
         backoff_init(&b, 250 * USEC_PER_MSEC, 10 * USEC_PER_SEC);
         for (int i = 0; i < 5; i++)
                 (void) backoff_next(&b);
-        ck_assert_uint_eq(backoff_peek(&b), 8 * USEC_PER_SEC);
-        ck_assert_uint_eq(b.attempts, 5);
+        ck_assert_uint_eq(backoff_next(&b), 8 * USEC_PER_SEC);
         backoff_reset(&b);
-        ck_assert_uint_eq(b.attempts, 0);
         ck_assert_uint_eq(backoff_next(&b), 250 * USEC_PER_MSEC);
         ck_assert_uint_eq(backoff_next(&b), 500 * USEC_PER_MSEC);
 }
 END_TEST
 
-START_TEST(test_peek_does_not_advance) {
+START_TEST(test_floor) {
+        static const uint64_t want[] = { 250, 500, 1000, 2000, 2000 };
         Backoff b;
 
-        backoff_init(&b, 3, 100);
-        ck_assert_uint_eq(backoff_peek(&b), 3);
-        ck_assert_uint_eq(backoff_peek(&b), 3);
-        ck_assert_uint_eq(b.attempts, 0);
+        /* [0s, 60s] and [0s, 0s]: a zero min still grows, a zero max is no tight loop. */
+        backoff_init_floor(&b, 0, 60 * USEC_PER_SEC, 250 * USEC_PER_MSEC, 2 * USEC_PER_SEC);
+        for (size_t i = 0; i < 4; i++)
+                ck_assert_uint_eq(backoff_next(&b), want[i] * USEC_PER_MSEC);
+        ck_assert_uint_eq(backoff_next(&b), 4 * USEC_PER_SEC); /* the config's max is higher */
+        backoff_init_floor(&b, 0, 0, 250 * USEC_PER_MSEC, 2 * USEC_PER_SEC);
+        for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                ck_assert_uint_eq(backoff_next(&b), want[i] * USEC_PER_MSEC);
+        backoff_reset(&b);
+        ck_assert_uint_eq(backoff_next(&b), 250 * USEC_PER_MSEC);
+        /* Above the floor the config rules. */
+        backoff_init_floor(&b, 3 * USEC_PER_SEC, 5 * USEC_PER_SEC, 250 * USEC_PER_MSEC,
+                           2 * USEC_PER_SEC);
+        ck_assert_uint_eq(backoff_next(&b), 3 * USEC_PER_SEC);
+        ck_assert_uint_eq(backoff_next(&b), 5 * USEC_PER_SEC);
 }
 END_TEST
 
@@ -82,7 +88,7 @@ START_TEST(test_max_below_min) {
         ck_assert_uint_eq(backoff_next(&b), 1 * USEC_PER_SEC);
         ck_assert_uint_eq(backoff_next(&b), 1 * USEC_PER_SEC);
         backoff_reset(&b);
-        ck_assert_uint_eq(backoff_peek(&b), 1 * USEC_PER_SEC);
+        ck_assert_uint_eq(backoff_next(&b), 1 * USEC_PER_SEC);
 }
 END_TEST
 
@@ -92,7 +98,6 @@ START_TEST(test_zero_min) {
         backoff_init(&b, 0, 60 * USEC_PER_SEC);
         ck_assert_uint_eq(backoff_next(&b), 0);
         ck_assert_uint_eq(backoff_next(&b), 0);
-        ck_assert_uint_eq(b.attempts, 2);
 }
 END_TEST
 
@@ -102,7 +107,7 @@ static Suite *backoff_suite(void) {
 
         tcase_add_test(tc, test_sequence);
         tcase_add_test(tc, test_reset);
-        tcase_add_test(tc, test_peek_does_not_advance);
+        tcase_add_test(tc, test_floor);
         tcase_add_test(tc, test_odd_max);
         tcase_add_test(tc, test_no_overflow);
         tcase_add_test(tc, test_max_below_min);

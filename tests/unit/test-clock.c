@@ -24,6 +24,12 @@ static int fake_source(void *userdata) {
         return fake_state;
 }
 
+static int64_t fake_offset_usec;
+
+static int64_t fake_offset(void *userdata) {
+        return fake_offset_usec;
+}
+
 static void on_change(ClockWatch *c, void *userdata) {
         n_changes++;
 }
@@ -52,7 +58,8 @@ static ClockWatch *watch(ClockWaitSync w, uint64_t timeout, const char *rtc, con
                                .timeout_usec = timeout,
                                .rtc_path = r,
                                .timesync_dir = d,
-                               .source = fake_source };
+                               .source = fake_source,
+                               .offset = fake_offset };
         ClockWatch *c = NULL;
         ck_assert_int_eq(clock_watch_new_with(&p, on_change, NULL, &c), 0);
         ck_assert_int_eq(clock_watch_attach(c, ev), 0);
@@ -162,6 +169,29 @@ START_TEST(test_released_by_source) {
 }
 END_TEST
 
+/* A step of the wall clock while k0s runs: counted with its size (what the log line carries),
+ * and the fact (what holds or releases k0s) does not change. */
+START_TEST(test_step_size) {
+        _cleanup_(clock_watch_freep) ClockWatch *c =
+                watch(CLOCK_WAIT_SYNC_YES, 60 * USEC_PER_SEC, "rtc", "timesync");
+        fake_state = TIME_OK;
+        clock_watch_recheck(c);
+        ck_assert_int_eq(clock_watch_get_fact(c), CLOCK_FACT_SYNCED);
+        int changes = n_changes;
+
+        fake_offset_usec += 3 * 3600 * (int64_t) USEC_PER_SEC; /* NTP fixes a clock 3 h behind */
+        clock_watch_step(c);
+        ck_assert_uint_eq(clock_watch_get_jumps(c), 1);
+        ck_assert_int_eq(clock_watch_get_last_jump_usec(c), 3 * 3600 * (int64_t) USEC_PER_SEC);
+        fake_offset_usec -= 1500 * (int64_t) USEC_PER_MSEC; /* and back by 1.5 s */
+        clock_watch_step(c);
+        ck_assert_uint_eq(clock_watch_get_jumps(c), 2);
+        ck_assert_int_eq(clock_watch_get_last_jump_usec(c), -1500 * (int64_t) USEC_PER_MSEC);
+        ck_assert_int_eq(clock_watch_get_fact(c), CLOCK_FACT_SYNCED);
+        ck_assert_int_eq(n_changes, changes);
+}
+END_TEST
+
 START_TEST(test_timeout) {
         _cleanup_(clock_watch_freep) ClockWatch *c =
                 watch(CLOCK_WAIT_SYNC_YES, 300 * USEC_PER_MSEC, "rtc", "ts");
@@ -206,6 +236,7 @@ static Suite *clock_suite(void) {
         tcase_add_test(tc, test_released_when_dir_appears);
         tcase_add_test(tc, test_released_by_source);
         tcase_add_test(tc, test_timeout);
+        tcase_add_test(tc, test_step_size);
         tcase_add_test(tc, test_env_hooks);
         suite_add_tcase(s, tc);
         return s;

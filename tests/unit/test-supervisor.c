@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * supervisor: the real supervisor on an sd_event against the stand-in k0s ($FAKE_K0S): first
- * start, settle, crash backoff, stop timeout, detach + adopt, stale pidfiles, the version probe,
- * and the fake's own status socket. What k0s saw is read back from the fake's JSON log. Short
- * timings (settle 200 ms, backoff 100..800 ms, stop 500 ms); every wait is bounded.
+ * start, settle, crash backoff and its floor, stop timeout, detach + adopt, stale and unrelated
+ * pidfiles, blocked starts (binary replaced, adoption undecidable), the clean child (fds 0-2), the
+ * version probe, the binary watch, and the fake's own status socket. What k0s saw is read back
+ * from the fake's JSON log. Short timings (settle 200 ms, backoff 100..800 ms, which the floor
+ * makes 250 ms..2 s, stop 500 ms); every wait is bounded.
  */
 
 #include <check.h>
@@ -14,7 +16,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -26,7 +27,10 @@
 
 #include "macro.h"
 #include "util.h"
+#include "binary-watch.h"
+#include "spawn-child.h"
 #include "supervisor.h"
+#include "version-probe.h"
 
 #define MSEC(x) ((uint64_t) (x) *USEC_PER_MSEC)
 
@@ -50,27 +54,18 @@ typedef struct Recorder {
         unsigned calls;
         SupervisorState last;
         unsigned idle_seen;
-        unsigned n_delays;
-        uint64_t delays[32]; /* each restart delay scheduled (in BACKOFF, a new next start) */
-        uint64_t last_next_start;
+        unsigned binary_changed_seen; /* calls with supervisor_binary_changed() */
 } Recorder;
 static Recorder rec;
 
 static void on_change(Supervisor *s, void *userdata) {
         Recorder *r = userdata;
         SupervisorState st = supervisor_get_state(s);
-        uint64_t now;
 
         r->calls++;
-        if (st == SUPERVISOR_BACKOFF && supervisor_get_next_start_usec(s) != r->last_next_start &&
-            r->n_delays < ELEMENTSOF(r->delays)) {
-                r->last_next_start = supervisor_get_next_start_usec(s);
-                ck_assert_int_ge(sd_event_now(ev, CLOCK_MONOTONIC, &now), 0);
-                ck_assert_uint_gt(supervisor_get_next_start_usec(s), now);
-                r->delays[r->n_delays++] = supervisor_get_next_start_usec(s) - now;
-        }
         if (st == SUPERVISOR_IDLE && r->last != SUPERVISOR_IDLE)
                 r->idle_seen++;
+        r->binary_changed_seen += supervisor_binary_changed(s);
         r->last = st;
 }
 
@@ -373,6 +368,26 @@ static void assert_pidfile(pid_t pid, const char *hash) {
 }
 
 /* Start the fake directly (not through the supervisor), with the given extra environment. */
+/* fork + exec: the test's own way, independent of the code under test. */
+static pid_t fork_exec(char **argv, char **env, bool quiet) {
+        sigset_t empty;
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void) sigemptyset(&empty);
+                (void) sigprocmask(SIG_SETMASK, &empty, NULL);
+                if (quiet) {
+                        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+                                _exit(126);
+                }
+                (void) execve(argv[0], argv, env);
+                _exit(127);
+        }
+        return pid;
+}
+
 static pid_t spawn_fake(const char *role, const char *arg, char **extra_env) {
         char *argv[] = { (char *) fake, (char *) role, (char *) arg, NULL };
         char **env = strv_copy(environ);
@@ -381,7 +396,7 @@ static pid_t spawn_fake(const char *role, const char *arg, char **extra_env) {
         ck_assert_ptr_nonnull(env);
         for (char **i = extra_env; i && *i; i++)
                 ck_assert_int_eq(strv_extend(&env, *i), 0);
-        ck_assert_int_eq(posix_spawn(&pid, fake, NULL, NULL, argv, env), 0);
+        pid = fork_exec(argv, env, false);
         strv_free(env);
         wait_log("start", pid, 1, 2 * USEC_PER_SEC);
         return pid;
@@ -555,7 +570,6 @@ START_TEST(test_new_hash_restarts_after_settle) {
         ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
         k0s_spec_done(&spec);
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_SETTLING);
-        ck_assert_uint_gt(supervisor_get_next_start_usec(s), 0);
         ck_assert_str_eq(supervisor_get_hash(s), "h1"); /* still the running one */
 
         wait_log("start", 0, 2, 3 * USEC_PER_SEC);
@@ -583,8 +597,8 @@ START_TEST(test_new_hash_restarts_after_settle) {
         ck_assert_double_ge(ev_num(start2, "time"), ev_num(exit1, "time"));
         ck_assert(strv_json_contains(cJSON_GetObjectItemCaseSensitive(start2, "argv"),
                                      "--labels=new"));
-        /* A restart we asked for is no crash: started at once, no backoff delay. */
-        ck_assert_uint_eq(rec.n_delays, 0);
+        /* A restart we asked for is no crash: started at once, no backoff delay (>= 250 ms). */
+        ck_assert_double_lt(ev_num(start2, "time") - ev_num(exit1, "time"), 0.2);
         cJSON_Delete(all);
         assert_pidfile(pid2, "h2");
 
@@ -603,7 +617,6 @@ START_TEST(test_flap_back_within_settle) {
         run_for(MSEC(50));
         ck_assert_int_eq(supervisor_set_desired(s, &h1), 0);
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_RUNNING);
-        ck_assert_uint_eq(supervisor_get_next_start_usec(s), 0);
         run_for(2 * timing.settle_usec);
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_RUNNING);
         ck_assert_int_eq(supervisor_get_pid(s), pid);
@@ -627,34 +640,40 @@ END_TEST
 
 START_TEST(test_settle_restarts_on_each_change) {
         Supervisor *s = new_supervisor(&timing);
-        K0sSpec h2 = make_spec("h2", NULL), h3 = make_spec("h3", NULL);
-        uint64_t deadline;
-        double t_h3;
+        K0sSpec h2 = make_spec("h2", NULL), h3 = make_spec("h3", NULL), h1 = make_spec("h1", NULL);
+        double t_a, t_c;
         cJSON *all;
 
         (void) start_k0s(s, "h1");
+        t_a = loop_now_realtime();
         ck_assert_int_eq(supervisor_set_desired(s, &h2), 0);
-        deadline = supervisor_get_next_start_usec(s);
-        run_for(MSEC(30));
+        run_for(MSEC(100));
         /* The same desired spec again (a reconcile with nothing new) keeps the deadline... */
         ck_assert_int_eq(supervisor_set_desired(s, &h2), 0);
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_SETTLING);
-        ck_assert_uint_eq(supervisor_get_next_start_usec(s), deadline);
-        /* ...a different one pushes it out: the new inputs must hold a whole settle period. */
-        run_for(MSEC(30));
-        t_h3 = loop_now_realtime();
-        ck_assert_int_eq(supervisor_set_desired(s, &h3), 0);
-        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_SETTLING);
-        ck_assert_uint_ge(supervisor_get_next_start_usec(s), deadline + MSEC(60));
-
         wait_log("start", 0, 2, 3 * USEC_PER_SEC);
         wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC);
-        ck_assert_str_eq(supervisor_get_hash(s), "h3");
+        ck_assert_str_eq(supervisor_get_hash(s), "h2");
         all = load_events();
-        ck_assert_uint_eq(count_events(all, "signal", 0), 1);
-        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 0), "time") - t_h3, 0.199);
+        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 0), "time") - t_a, 0.199);
+        ck_assert_double_lt(ev_num(nth_event(all, "signal", 0, 0), "time") - t_a, 0.29);
         cJSON_Delete(all);
 
+        /* ...a different one pushes it out: the new inputs must hold a whole settle period. */
+        ck_assert_int_eq(supervisor_set_desired(s, &h3), 0);
+        run_for(MSEC(100));
+        t_c = loop_now_realtime();
+        ck_assert_int_eq(supervisor_set_desired(s, &h1), 0);
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_SETTLING);
+        wait_log("start", 0, 3, 3 * USEC_PER_SEC);
+        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC);
+        ck_assert_str_eq(supervisor_get_hash(s), "h1");
+        all = load_events();
+        ck_assert_uint_eq(count_events(all, "signal", 0), 2);
+        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 1), "time") - t_c, 0.199);
+        cJSON_Delete(all);
+
+        k0s_spec_done(&h1);
         k0s_spec_done(&h2);
         k0s_spec_done(&h3);
         stop_k0s(s);
@@ -662,39 +681,49 @@ START_TEST(test_settle_restarts_on_each_change) {
 }
 END_TEST
 
+/* The gaps between each exit and the next start in the fake's log, in seconds. */
+static unsigned restart_gaps(double *gaps, unsigned n) {
+        cJSON *all = load_events();
+        unsigned k = 0;
+
+        for (; k < n; k++) {
+                const cJSON *st = nth_event(all, "start", 0, k);
+                const cJSON *next = nth_event(all, "start", 0, k + 1);
+                const cJSON *ex = st ? nth_event(all, "exit", (pid_t) ev_num(st, "pid"), 0) : NULL;
+
+                if (!ex || !next)
+                        break;
+                gaps[k] = ev_num(next, "time") - ev_num(ex, "time");
+        }
+        cJSON_Delete(all);
+        return k;
+}
+
 START_TEST(test_crash_backoff_grows) {
         Supervisor *s = new_supervisor(&timing);
+        SupervisorCounters c;
         double d[3];
-        cJSON *all;
 
         write_file(ctl_path, "exit 1 50\n");
         (void) start_k0s(s, "h1");
-        /* Runs of 50 ms, then 100, 200, 400 ms pauses: four starts in well under 3 s. */
+        /* Runs of 50 ms, then 250, 500, 1000 ms pauses (the floor over the configured 100 ms). */
         wait_log("start", 0, 4, 5 * USEC_PER_SEC);
-
-        all = load_events();
-        for (unsigned k = 0; k < 3; k++) {
-                const cJSON *st = nth_event(all, "start", 0, k);
-                pid_t pid = (pid_t) ev_num(st, "pid");
-                const cJSON *ex = nth_event(all, "exit", pid, 0);
-                const cJSON *next = nth_event(all, "start", 0, k + 1);
-
-                ck_assert_ptr_nonnull(ex);
-                ck_assert_int_eq((int) ev_num(ex, "code"), 1);
-                d[k] = ev_num(next, "time") - ev_num(ex, "time");
-        }
-        cJSON_Delete(all);
-        ck_assert_double_ge(d[0], 0.09);
-        ck_assert_double_gt(d[1], d[0]);
-        ck_assert_double_gt(d[2], d[1]);
-        /* The delays the supervisor scheduled: exactly the doubling sequence. */
-        ck_assert_uint_ge(rec.n_delays, 3);
-        ck_assert_uint_eq(rec.delays[0], MSEC(100));
-        ck_assert_uint_eq(rec.delays[1], MSEC(200));
-        ck_assert_uint_eq(rec.delays[2], MSEC(400));
+        ck_assert_uint_eq(restart_gaps(d, 3), 3);
+        ck_assert_double_ge(d[0], 0.24);
+        ck_assert_double_lt(d[0], 0.45);
+        ck_assert_double_ge(d[1], 0.49);
+        ck_assert_double_lt(d[1], 0.9);
+        ck_assert_double_ge(d[2], 0.99);
         ck_assert_uint_ge(supervisor_get_restarts(s), 3);
         ck_assert_str_eq(supervisor_get_last_exit(s), "exited 1");
         ck_assert_uint_eq(count_in_log("signal", 0), 0);
+        supervisor_get_counters(s, &c);
+        ck_assert_uint_ge(c.starts, 4);
+        ck_assert_uint_eq(c.restarts, c.starts - 1);
+        ck_assert_uint_ge(c.exits[K0S_EXIT_EXITED_ERROR], 3);
+        ck_assert_uint_eq(c.exits[K0S_EXIT_EXITED_OK], 0);
+        ck_assert_uint_gt(c.last_start_usec, 0);
+        ck_assert_uint_le(c.last_start_usec, now_usec(CLOCK_MONOTONIC));
 
         stop_k0s(s);
         ck_assert(!file_exists(pidfile));
@@ -704,6 +733,7 @@ END_TEST
 
 START_TEST(test_exit0_restarts) {
         Supervisor *s = new_supervisor(&timing);
+        SupervisorCounters c;
         pid_t pid1;
 
         write_file(ctl_path, "once-exit 0 50\n");
@@ -713,18 +743,21 @@ START_TEST(test_exit0_restarts) {
         ck_assert_str_eq(supervisor_get_last_exit(s), "exited 0");
         ck_assert_int_eq(supervisor_get_pid(s), 0);
         ck_assert(!file_exists(pidfile));
-        ck_assert_uint_gt(supervisor_get_next_start_usec(s), 0);
+        ck_assert_ptr_null(supervisor_get_blocked_reason(s));
         wait_state(s, SUPERVISOR_RUNNING, 2 * USEC_PER_SEC);
         ck_assert_int_ne(supervisor_get_pid(s), pid1);
         wait_log("start", supervisor_get_pid(s), 1, 2 * USEC_PER_SEC);
         ck_assert_uint_eq(supervisor_get_restarts(s), 1);
-        ck_assert_uint_eq(supervisor_get_next_start_usec(s), 0);
         ck_assert(file_exists(pidfile));
         /* once-exit: the second run stays up. */
         run_for(MSEC(200));
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_RUNNING);
 
         stop_k0s(s);
+        supervisor_get_counters(s, &c);
+        ck_assert_uint_eq(c.starts, 2);
+        ck_assert_uint_eq(c.exits[K0S_EXIT_EXITED_OK], 1);
+        ck_assert_uint_eq(c.exits[K0S_EXIT_STOPPED_BY_AGENT], 1);
         supervisor_free(s);
 }
 END_TEST
@@ -732,17 +765,41 @@ END_TEST
 START_TEST(test_stable_run_resets_backoff) {
         SupervisorTiming t = timing;
         Supervisor *s;
+        double d[2];
 
+        /* Below the floor: a run counts as stable after 1 s, whatever `stable` says. */
         t.stable_usec = MSEC(100);
         s = new_supervisor(&t);
-        write_file(ctl_path, "exit 1 250\n");
+        write_file(ctl_path, "exit 1 1100\n");
+        (void) start_k0s(s, "h1");
+        wait_log("start", 0, 3, 6 * USEC_PER_SEC);
+        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC);
+        /* Each run outlived it: every delay is the minimum (250 ms) again, not 500 ms. */
+        ck_assert_uint_eq(restart_gaps(d, 2), 2);
+        for (unsigned k = 0; k < 2; k++) {
+                ck_assert_double_ge(d[k], 0.24);
+                ck_assert_double_lt(d[k], 0.45);
+        }
+
+        stop_k0s(s);
+        supervisor_free(s);
+}
+END_TEST
+
+START_TEST(test_short_runs_never_reset) {
+        SupervisorTiming t = timing;
+        Supervisor *s;
+        double d[2];
+
+        /* stable 100 ms and runs of 300 ms: with the floor, no reset; the backoff grows. */
+        t.stable_usec = MSEC(100);
+        s = new_supervisor(&t);
+        write_file(ctl_path, "exit 1 300\n");
         (void) start_k0s(s, "h1");
         wait_log("start", 0, 3, 5 * USEC_PER_SEC);
-        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC);
-        /* Each run outlived stable_usec: every delay is the minimum again. */
-        ck_assert_uint_ge(rec.n_delays, 2);
-        for (unsigned k = 0; k < rec.n_delays; k++)
-                ck_assert_uint_eq(rec.delays[k], MSEC(100));
+        ck_assert_uint_eq(restart_gaps(d, 2), 2);
+        ck_assert_double_lt(d[0], 0.45);
+        ck_assert_double_ge(d[1], 0.49);
 
         stop_k0s(s);
         supervisor_free(s);
@@ -957,14 +1014,8 @@ START_TEST(test_adopt_stale_pidfiles) {
         /* A dead PID. */
         {
                 char *argv[] = { (char *) fake, (char *) "version", NULL };
-                posix_spawn_file_actions_t fa;
 
-                ck_assert_int_eq(posix_spawn_file_actions_init(&fa), 0);
-                ck_assert_int_eq(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null",
-                                                                  O_WRONLY, 0),
-                                 0);
-                ck_assert_int_eq(posix_spawn(&pid, fake, &fa, NULL, argv, environ), 0);
-                ck_assert_int_eq(posix_spawn_file_actions_destroy(&fa), 0);
+                pid = fork_exec(argv, environ, true);
                 ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
         }
         write_pidfile(pid, 1, "h1");
@@ -1006,34 +1057,36 @@ START_TEST(test_adopt_stale_pidfiles) {
 }
 END_TEST
 
-static bool two_delays(const void *userdata) {
-        return rec.n_delays >= 2;
+/* A [0s, 60s] or [0s, 0s] restart_backoff and a k0s that exits at once: at most 5 starts in
+ * five seconds (the floor). Before the floor: 385 starts with [0s, 60s] on a 2-vCPU VM. */
+static unsigned crash_loop_starts(uint64_t min_usec, uint64_t max_usec) {
+        SupervisorTiming t = timing;
+        Supervisor *s;
+        unsigned n;
+
+        t.backoff_min_usec = min_usec;
+        t.backoff_max_usec = max_usec;
+        t.stable_usec = 0; /* even "every run was stable" must not reset the floor */
+        s = new_supervisor(&t);
+        write_file(ctl_path, "exit 1 0\n");
+        (void) start_k0s(s, "h1");
+        run_for(5 * USEC_PER_SEC);
+        n = count_in_log("start", 0);
+        stop_k0s(s);
+        supervisor_free(s);
+        (void) unlink(log_path);
+        return n;
 }
 
-START_TEST(test_start_failure_backs_off) {
-        Supervisor *s = new_supervisor(&timing);
-        char missing[PATH_MAX];
-        K0sSpec spec;
+START_TEST(test_crash_loop_floor) {
+        unsigned a = crash_loop_starts(0, 60 * USEC_PER_SEC);
+        unsigned b = crash_loop_starts(0, 0);
 
-        (void) snprintf(missing, sizeof(missing), "%s/no-such-k0s", dir);
-        spec = make_spec_for(missing, "h1", NULL);
-        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
-        k0s_spec_done(&spec);
-        /* glibc reports the failed exec from posix_spawn; where it cannot (valgrind turns the
-         * vfork into a fork), the child exits non-zero instead. Both end in BACKOFF. */
-        wait_state(s, SUPERVISOR_BACKOFF, USEC_PER_SEC);
-        ck_assert_int_eq(supervisor_get_pid(s), 0);
-        ck_assert_ptr_nonnull(supervisor_get_last_exit(s));
-        ck_assert_msg(startswith(supervisor_get_last_exit(s), "failed to start") ||
-                              (startswith(supervisor_get_last_exit(s), "exited ") &&
-                               !streq(supervisor_get_last_exit(s), "exited 0")),
-                      "last exit '%s'", supervisor_get_last_exit(s));
-        /* Retries on its own: a second delay is scheduled after the first one ends. */
-        ck_assert(run_until(two_delays, NULL, 2 * USEC_PER_SEC));
-        ck_assert_uint_eq(rec.delays[1], MSEC(200));
-        ck_assert_int_eq(supervisor_stop(s), 0);
-        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_IDLE);
-        supervisor_free(s);
+        printf("crash loop: %u starts in 5 s with [0s, 60s], %u with [0s, 0s]\n", a, b);
+        ck_assert_uint_le(a, 5);
+        ck_assert_uint_le(b, 5);
+        ck_assert_uint_ge(a, 3); /* it does restart */
+        ck_assert_uint_ge(b, 3);
 }
 END_TEST
 
@@ -1132,6 +1185,447 @@ START_TEST(test_version_probe_timeout) {
         version_probe_free(p);
         ck_assert(count_probe_children() == 0);
         ck_assert(!res.done);
+}
+END_TEST
+
+/* ---- clean child, pidfile, blocked starts ---------------------------------------------- */
+
+START_TEST(test_start_failure_backs_off) {
+        Supervisor *s = new_supervisor(&timing);
+        char missing[PATH_MAX];
+        SupervisorCounters c;
+        K0sSpec spec;
+
+        (void) snprintf(missing, sizeof(missing), "%s/no-such-k0s", dir);
+        spec = make_spec_for(missing, "h1", NULL);
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        k0s_spec_done(&spec);
+        /* The child reports the failed exec through its pipe: no process is left. */
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_BACKOFF);
+        ck_assert_int_eq(supervisor_get_pid(s), 0);
+        ck_assert_str_eq(supervisor_get_last_exit(s), "failed to start: No such file or directory");
+        ck_assert(!file_exists(pidfile));
+        /* Retries on its own, with growing delays: 250 ms, then 500 ms. */
+        run_for(MSEC(400));
+        supervisor_get_counters(s, &c);
+        ck_assert_uint_eq(c.exits[K0S_EXIT_START_FAILED], 2);
+        run_for(MSEC(200));
+        supervisor_get_counters(s, &c);
+        ck_assert_uint_eq(c.exits[K0S_EXIT_START_FAILED], 2);
+        ck_assert_uint_eq(c.starts, 0);
+        ck_assert_int_eq(supervisor_stop(s), 0);
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_IDLE);
+        supervisor_free(s);
+}
+END_TEST
+
+/* The child writes the pidfile before it execs k0s: k0s finds itself named there at its very
+ * first instruction, so an agent dying at any instant leaves a k0s the next one can adopt. */
+START_TEST(test_pidfile_before_exec) {
+        Supervisor *s = new_supervisor(&timing);
+        K0sSpec spec = make_spec("h1", NULL);
+        char *e = strdup_printf("FAKE_K0S_PIDFILE=%s", pidfile), want[256];
+        const cJSON *start;
+        uint64_t starttime;
+        cJSON *all;
+        pid_t pid;
+
+        ck_assert_int_eq(strv_push(&spec.env, e), 0);
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        k0s_spec_done(&spec);
+        pid = supervisor_get_pid(s);
+        wait_log("start", pid, 1, 2 * USEC_PER_SEC);
+        ck_assert_int_eq(proc_starttime(pid, &starttime), 0);
+        (void) snprintf(want, sizeof(want), "%d\n%llu\nh1\n", (int) pid,
+                        (unsigned long long) starttime);
+        all = load_events();
+        start = nth_event(all, "start", pid, 0);
+        ck_assert_str_eq(ev_str(start, "pidfile"), want);
+        cJSON_Delete(all);
+        assert_pidfile(pid, "h1");
+        ck_assert_int_eq(access(pidfile, F_OK), 0);
+        stop_k0s(s);
+        supervisor_free(s);
+}
+END_TEST
+
+/* No pidfile, no k0s: one we could not name would be a second k0s after an agent restart. */
+START_TEST(test_no_pidfile_no_start) {
+        Supervisor *s = new_supervisor(&timing);
+        K0sSpec spec = make_spec("h1", NULL);
+        SupervisorCounters c;
+
+        ck_assert_int_eq(rmdir(state_dir), 0);
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_BACKOFF);
+        ck_assert(startswith(supervisor_get_last_exit(s), "failed to start"));
+        run_for(MSEC(100));
+        ck_assert_uint_eq(count_in_log("start", 0), 0);
+        /* The directory is back: the next attempt starts k0s. */
+        ck_assert_int_eq(mkdir(state_dir, 0755), 0);
+        wait_state(s, SUPERVISOR_RUNNING, 2 * USEC_PER_SEC);
+        wait_log("start", supervisor_get_pid(s), 1, 2 * USEC_PER_SEC);
+        assert_pidfile(supervisor_get_pid(s), "h1");
+        supervisor_get_counters(s, &c);
+        ck_assert_uint_eq(c.exits[K0S_EXIT_START_FAILED], 1);
+        ck_assert_uint_eq(c.starts, 1);
+        k0s_spec_done(&spec);
+        stop_k0s(s);
+        supervisor_free(s);
+}
+END_TEST
+
+static void assert_only_stdio(const cJSON *e) {
+        const cJSON *fds = cJSON_GetObjectItemCaseSensitive(e, "fds");
+
+        ck_assert_msg(cJSON_IsArray(fds), "no fds in the fake's log line");
+        ck_assert_int_eq(cJSON_GetArraySize(fds), 3);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetArrayItem(fds, i)), i);
+}
+
+/* Descriptors a library forgot to mark close-on-exec (Debian 12's libcurl) never reach k0s nor
+ * the version probe: only 0, 1 and 2 arrive. */
+START_TEST(test_fds_only_stdio) {
+        Supervisor *s = new_supervisor(&timing);
+        int leak = open("/dev/null", O_RDONLY), sp[2];
+        ProbeResult res;
+        cJSON *all;
+        pid_t pid;
+
+        ck_assert_int_ge(leak, 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0); /* no SOCK_CLOEXEC */
+        ck_assert_int_ge(dup2(sp[0], 100), 0);
+        pid = start_k0s(s, "h1");
+        res = run_probe(fake, 2 * USEC_PER_SEC);
+        ck_assert_int_eq(res.r, 0);
+
+        all = load_events();
+        assert_only_stdio(nth_event(all, "start", pid, 0));
+        ck_assert_ptr_nonnull(nth_event(all, "version", 0, 0));
+        assert_only_stdio(nth_event(all, "version", 0, 0));
+        cJSON_Delete(all);
+
+        stop_k0s(s);
+        supervisor_free(s);
+        (void) close(leak);
+        (void) close(sp[0]);
+        (void) close(sp[1]);
+        (void) close(100);
+}
+END_TEST
+
+static bool proc_alive_not_zombie(pid_t pid) {
+        char path[64], *st, *p;
+
+        (void) snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        st = read_file(path);
+        p = st ? strrchr(st, ')') : NULL;
+        return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* A pidfile naming a process that is not our k0s (another program, with or without the marker)
+ * is stale: it is never adopted and never signalled, and k0s is started next to it. */
+START_TEST(test_adopt_unrelated_never_signaled) {
+        char *sleep_argv[] = { (char *) "/bin/sleep", (char *) "30", NULL };
+        char *marked_env[] = { (char *) SUPERVISOR_MARKER_ENV, NULL };
+        char **envs[] = { environ, marked_env };
+
+        for (unsigned k = 0; k < ELEMENTSOF(envs); k++) {
+                Supervisor *s = new_supervisor(&timing);
+                pid_t other = fork_exec(sleep_argv, envs[k], false);
+                uint64_t starttime;
+
+                run_for(MSEC(50)); /* exec'd */
+                ck_assert_int_eq(proc_starttime(other, &starttime), 0);
+                if (k == 0) { /* the right executable, but no marker */
+                        write_pidfile(other, starttime, "h1");
+                        ck_assert_int_eq(supervisor_adopt(s, "/bin/sleep"), 0);
+                        ck_assert(!file_exists(pidfile));
+                }
+                /* the marker (k == 1), but not the k0s binary */
+                write_pidfile(other, starttime, "h1");
+                ck_assert_int_eq(supervisor_adopt(s, fake), 0);
+                ck_assert(!file_exists(pidfile));
+                ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_IDLE);
+                (void) start_k0s(s, "h1");
+                stop_k0s(s);
+                supervisor_free(s);
+                ck_assert(proc_alive_not_zombie(other));
+                kill_and_reap(other);
+        }
+        ck_assert_uint_eq(count_in_log("start", 0), 2);
+}
+END_TEST
+
+static bool readlink_str(const char *path, char *buf, size_t size) {
+        ssize_t n = readlink(path, buf, size - 1);
+
+        buf[n < 0 ? 0 : n] = 0;
+        return n > 0;
+}
+
+static const char *child_exe_path(pid_t pid) {
+        static char path[64];
+
+        (void) snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        return path;
+}
+
+/* When adoption cannot decide, no second k0s: blocked with a reason, retried, then started. */
+START_TEST(test_adopt_undecidable_blocks) {
+        Supervisor *s = new_supervisor(&timing);
+        K0sSpec spec = make_spec("h1", NULL);
+        char self_exe[PATH_MAX], child_exe[PATH_MAX];
+        bool blocked, same_exe;
+        uint64_t starttime;
+        unsigned starts;
+        pid_t child;
+
+        /* An unreadable pidfile (a directory stands in for EACCES/EIO). */
+        ck_assert_int_eq(mkdir(pidfile, 0755), 0);
+        ck_assert_int_lt(supervisor_adopt(s, fake), 0);
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_BACKOFF);
+        ck_assert(supervisor_adoption_failed(s));
+        ck_assert_ptr_nonnull(supervisor_get_blocked_reason(s));
+        ck_assert_ptr_nonnull(strstr(supervisor_get_blocked_reason(s), "not starting a second"));
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        ck_assert_int_eq(supervisor_set_desired(s, NULL), 0); /* a hold keeps it blocked */
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_BACKOFF);
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        run_for(MSEC(400)); /* retried once (250 ms): still blocked */
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_BACKOFF);
+        ck_assert_uint_eq(count_in_log("start", 0), 0);
+
+        /* An agent's child that has not exec'd k0s yet: named, but not k0s yet. */
+        ck_assert_int_eq(rmdir(pidfile), 0);
+        child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+                (void) pause();
+                _exit(0);
+        }
+        ck_assert_int_eq(proc_starttime(child, &starttime), 0);
+        write_pidfile(child, starttime, "h1");
+        run_for(MSEC(700));
+        blocked = supervisor_adoption_failed(s);
+        starts = count_in_log("start", 0);
+        /* Under valgrind the child's exe is valgrind's tool, not this program: not comparable. */
+        same_exe = readlink_str("/proc/self/exe", self_exe, sizeof(self_exe)) &&
+                readlink_str(child_exe_path(child), child_exe, sizeof(child_exe)) &&
+                streq(self_exe, child_exe);
+        /* It goes away: the next look finds no such process, and k0s starts. */
+        kill_and_reap(child);
+        if (same_exe) {
+                ck_assert(blocked);
+                ck_assert_uint_eq(starts, 0);
+        } else
+                printf("test_adopt_undecidable_blocks: a forked child's exe is '%s', not '%s' "
+                       "(valgrind?): the not-yet-exec'd case is not checked\n",
+                       child_exe, self_exe);
+        wait_state(s, SUPERVISOR_RUNNING, 3 * USEC_PER_SEC);
+        ck_assert(!supervisor_adoption_failed(s));
+        ck_assert_ptr_null(supervisor_get_blocked_reason(s));
+        wait_log("start", supervisor_get_pid(s), 1, 2 * USEC_PER_SEC);
+        ck_assert_uint_eq(count_in_log("start", 0), 1);
+        k0s_spec_done(&spec);
+        stop_k0s(s);
+        supervisor_free(s);
+}
+END_TEST
+
+/* The fake's binary with another built-in version: a real, different file, like an upgrade. */
+static void copy_fake_with_version(const char *to, const char *version) {
+        static const char marker[] = "@@FAKE_K0S_VERSION@@";
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0, n = 0, hits = 0;
+        FILE *f = fopen(fake, "re");
+        char tmp[PATH_MAX + 8];
+        int fd;
+
+        ck_assert_ptr_nonnull(f);
+        for (;;) {
+                data = realloc(data, len + 65536);
+                ck_assert_ptr_nonnull(data);
+                n = fread(data + len, 1, 65536, f);
+                len += n;
+                if (n == 0)
+                        break;
+        }
+        (void) fclose(f);
+        for (size_t i = 0; i + 64 <= len; i++)
+                if (memcmp(data + i, marker, strlen(marker)) == 0) {
+                        memset(data + i + strlen(marker), 0, 64 - strlen(marker));
+                        memcpy(data + i + strlen(marker), version, strlen(version));
+                        hits++;
+                }
+        ck_assert_uint_eq(hits, 1);
+        (void) snprintf(tmp, sizeof(tmp), "%s.tmp", to);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, data, len), (ssize_t) len);
+        ck_assert_int_eq(close(fd), 0);
+        ck_assert_int_eq(rename(tmp, to), 0); /* as autopilot does: rename over */
+}
+
+/* Replaced after the probe: no start of a binary whose version the drop-in was not made for. */
+START_TEST(test_binary_changed_blocks_start) {
+        Supervisor *s = new_supervisor(&timing);
+        char bin[PATH_MAX];
+        unsigned calls;
+        K0sSpec spec;
+        pid_t pid1;
+
+        (void) snprintf(bin, sizeof(bin), "%s/k0s", dir);
+        copy_fake_with_version(bin, "v1.35.7+k0s.0");
+        spec = make_spec_for(bin, "h1", NULL);
+        ck_assert_int_eq(binary_id_from_path(bin, &spec.binary_id), 0);
+
+        /* First start: the file is the probed one. */
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        pid1 = supervisor_get_pid(s);
+        ck_assert_int_gt(pid1, 0);
+        wait_log("start", pid1, 1, 2 * USEC_PER_SEC);
+        ck_assert(!supervisor_binary_changed(s));
+
+        /* Autopilot: a new binary renamed over it, then k0s stopped (exit 0). */
+        copy_fake_with_version(bin, "v1.36.1+k0s.0");
+        ck_assert_int_eq(kill(pid1, SIGTERM), 0);
+        wait_state(s, SUPERVISOR_BACKOFF, 2 * USEC_PER_SEC);
+        run_for(MSEC(400)); /* the backoff (250 ms) ends: the start is refused */
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_BACKOFF);
+        ck_assert(supervisor_binary_changed(s));
+        ck_assert_uint_ge(rec.binary_changed_seen, 1);
+        ck_assert_ptr_nonnull(supervisor_get_blocked_reason(s));
+        ck_assert_uint_eq(count_in_log("start", 0), 1);
+        /* The same old spec again (a reconcile before the re-probe) changes nothing, and does
+         * not call the handler (handler -> reconcile -> set_desired would loop). */
+        calls = rec.calls;
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        run_for(MSEC(100));
+        ck_assert_uint_eq(rec.calls, calls);
+        ck_assert(supervisor_binary_changed(s));
+        ck_assert_uint_eq(count_in_log("start", 0), 1);
+
+        /* The daemon probed again and hands a spec of the new binary: it starts at once. */
+        ck_assert_int_eq(binary_id_from_path(bin, &spec.binary_id), 0);
+        free(spec.hash);
+        spec.hash = strdup("h2");
+        ck_assert_int_eq(supervisor_set_desired(s, &spec), 0);
+        ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_RUNNING);
+        ck_assert(!supervisor_binary_changed(s));
+        ck_assert_ptr_null(supervisor_get_blocked_reason(s));
+        wait_log("start", supervisor_get_pid(s), 1, 2 * USEC_PER_SEC);
+        ck_assert_uint_eq(count_in_log("start", 0), 2);
+
+        k0s_spec_done(&spec);
+        stop_k0s(s);
+        supervisor_free(s);
+}
+END_TEST
+
+/* The probe stats the binary it runs: the id it reports is the file that printed the version. */
+START_TEST(test_version_probe_binary_id) {
+        ProbeResult res = {};
+        VersionProbe *p = NULL;
+        BinaryId id, id2;
+        char bin[PATH_MAX];
+
+        (void) snprintf(bin, sizeof(bin), "%s/k0s", dir);
+        copy_fake_with_version(bin, "v1.36.1+k0s.0");
+        ck_assert_int_eq(version_probe_start(ev, bin, 2 * USEC_PER_SEC, on_probe, &res, &p), 0);
+        ck_assert(run_until(probe_done, &res, 3 * USEC_PER_SEC));
+        ck_assert_int_eq(res.r, 0);
+        ck_assert_str_eq(res.output, "v1.36.1+k0s.0");
+        ck_assert_int_eq(binary_id_from_path(bin, &id), 0);
+        ck_assert(version_probe_get_binary_id(p)->valid);
+        ck_assert(binary_id_equal(version_probe_get_binary_id(p), &id));
+        version_probe_free(p);
+
+        /* Replaced: another id (and the fake's default version again). */
+        copy_fake_with_version(bin, "v1.35.7+k0s.0");
+        ck_assert_int_eq(binary_id_from_path(bin, &id2), 0);
+        ck_assert(!binary_id_equal(&id, &id2));
+        res = run_probe(bin, 2 * USEC_PER_SEC);
+        ck_assert_str_eq(res.output, "v1.35.7+k0s.0");
+}
+END_TEST
+
+/* ---- binary watch --------------------------------------------------------------------------- */
+
+static unsigned watch_calls;
+
+static void on_watch(BinaryWatch *w, void *userdata) {
+        watch_calls++;
+}
+
+static bool watch_called(const void *userdata) {
+        return watch_calls >= *(const unsigned *) userdata;
+}
+
+static void wait_watch_calls(unsigned n) {
+        ck_assert_msg(run_until(watch_called, &n, 2 * USEC_PER_SEC), "%u watch calls, want %u",
+                      watch_calls, n);
+        /* Debounced: one call per change, nothing more afterwards. */
+        run_for(MSEC(250));
+        ck_assert_uint_eq(watch_calls, n);
+}
+
+START_TEST(test_binary_watch) {
+        char bin[PATH_MAX], other[PATH_MAX];
+        BinaryWatch *w = NULL;
+        int fd;
+
+        (void) snprintf(bin, sizeof(bin), "%s/k0s", dir);
+        (void) snprintf(other, sizeof(other), "%s/other", dir);
+        copy_file(fake, bin);
+        watch_calls = 0;
+        ck_assert_int_eq(binary_watch_new(bin, on_watch, NULL, &w), 0);
+        ck_assert_int_eq(binary_watch_attach(w, ev), 0);
+
+        /* Another file in the directory: nothing. */
+        write_file(other, "x");
+        run_for(MSEC(300));
+        ck_assert_uint_eq(watch_calls, 0);
+
+        /* Renamed over (autopilot). */
+        copy_fake_with_version(bin, "v1.36.1+k0s.0");
+        wait_watch_calls(1);
+
+        /* Copied over (`cp new k0s`: truncate and write in place). */
+        fd = open(bin, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "#!/bin/false\n", 13), 13);
+        ck_assert_int_eq(close(fd), 0);
+        wait_watch_calls(2);
+
+        /* Mode changed, then removed. */
+        ck_assert_int_eq(chmod(bin, 0700), 0);
+        wait_watch_calls(3);
+        ck_assert_int_eq(unlink(bin), 0);
+        wait_watch_calls(4);
+
+        binary_watch_free(w);
+        ck_assert_int_eq(binary_watch_new("k0s", on_watch, NULL, &w), -EINVAL);
+
+        /* A symlink (/usr/local/bin/k0s -> /opt/k0s/k0s): autopilot replaces the file it
+         * resolves to (os.Executable() resolves symlinks), the watch sees that too. */
+        {
+                char real_dir[PATH_MAX], real[PATH_MAX + 8], link_path[PATH_MAX];
+
+                (void) snprintf(real_dir, sizeof(real_dir), "%s/opt", dir);
+                (void) snprintf(real, sizeof(real), "%s/k0s", real_dir);
+                (void) snprintf(link_path, sizeof(link_path), "%s/k0s-link", dir);
+                ck_assert_int_eq(mkdir(real_dir, 0755), 0);
+                copy_file(fake, real);
+                ck_assert_int_eq(symlink(real, link_path), 0);
+                watch_calls = 0;
+                ck_assert_int_eq(binary_watch_new(link_path, on_watch, NULL, &w), 0);
+                ck_assert_int_eq(binary_watch_attach(w, ev), 0);
+                copy_fake_with_version(real, "v1.36.1+k0s.0");
+                wait_watch_calls(1);
+                binary_watch_free(w);
+        }
 }
 END_TEST
 
@@ -1296,6 +1790,14 @@ static Suite *supervisor_suite(void) {
         tcase_add_test(tc, test_adopt_after_binary_replaced);
         tcase_add_test(tc, test_adopt_stale_pidfiles);
         tcase_add_test(tc, test_start_failure_backs_off);
+        tcase_add_test(tc, test_crash_loop_floor);
+        tcase_add_test(tc, test_short_runs_never_reset);
+        tcase_add_test(tc, test_pidfile_before_exec);
+        tcase_add_test(tc, test_no_pidfile_no_start);
+        tcase_add_test(tc, test_fds_only_stdio);
+        tcase_add_test(tc, test_adopt_unrelated_never_signaled);
+        tcase_add_test(tc, test_adopt_undecidable_blocks);
+        tcase_add_test(tc, test_binary_changed_blocks_start);
         suite_add_tcase(s, tc);
 
         tcase_add_checked_fixture(tp, setup, teardown);
@@ -1303,6 +1805,8 @@ static Suite *supervisor_suite(void) {
         tcase_add_test(tp, test_version_probe_ok);
         tcase_add_test(tp, test_version_probe_fails);
         tcase_add_test(tp, test_version_probe_timeout);
+        tcase_add_test(tp, test_version_probe_binary_id);
+        tcase_add_test(tp, test_binary_watch);
         suite_add_tcase(s, tp);
 
         tcase_add_checked_fixture(tf, setup, teardown);
