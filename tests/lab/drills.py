@@ -402,6 +402,20 @@ def restore_site(lab, s):
 
 
 # --- drill 4 ------------------------------------------------------------------------------
+def wg_state(n, peers):
+    """For a failure message: n's WireGuard view of `peers` (allowed-ips, handshake age, rx)."""
+    r = sh(n.enter(["wg", "show", "tailscale0", "dump"]), check=False)
+    keys = {p.pubkey: p.name for p in peers}
+    rows = []
+    for ln in r.stdout.splitlines()[1:]:
+        f = ln.split("\t")
+        if len(f) >= 8 and f[0] in keys:
+            hs = int(f[4])
+            rows.append("%s: allowed %s, handshake %s, rx %s" % (
+                keys[f[0]], f[3], "%.0f s ago" % (time.time() - hs) if hs else "never", f[5]))
+    return "%s sees %s" % (n.name, ", ".join(rows) or "no peers (%s)" % r.stderr.strip())
+
+
 def drill4(lab, out=print):
     fails = []
     settle = settle_seconds(lab)
@@ -447,7 +461,8 @@ def drill4(lab, out=print):
         lab.mark(time.time(), x.name, "HTTP GET %s from %s: %s" % (url, new4,
                                                                   "ok" if ok else "FAILS"))
         if not ok:
-            fails.append("no traffic over tailscale0 from the new address")
+            fails.append("no traffic over tailscale0 from the new address; %s" % "; ".join(
+                wg_state(n, [x, reg]) for n in (x, reg)))
     # tailscaled restart: wireguard-go killed, tailscaled (and with it the LocalAPI) restarted
     link1 = x.link()
     n1 = len(x.k0s_events(0, "start"))
