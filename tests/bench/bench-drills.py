@@ -3,8 +3,9 @@
 """Benchmark of drill 1 on the lab (tests/lab): a site's power cut and return, repeated; numbers
 only, nothing is asserted. For every worker of the cut site and every repetition:
   addr_to_k0s    tailscale0 has its address again -> the agent started k0s
-  k0s_to_pull    k0s started -> a CRI pull from the other site's registry succeeded (includes
-                 containerd's start, which k0s does in real life)
+  k0s_to_pull    k0s started -> a CRI pull from the other site's registry (through a `peer:`
+                 endpoint by default) succeeded (includes containerd's start, which k0s
+                 does in real life)
   power_to_k0s   power back -> k0s started (includes the random 0-3 s boot delay)
   power_to_pull  power back -> the pull succeeded
 Prints "drill1.<figure>.median|max: N ms" and the repetition count. Needs what the lab needs
@@ -29,13 +30,16 @@ def main():
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--dark", type=float, default=2.0, help="seconds without power")
+    p.add_argument("--endpoints", choices=["url", "peer"], default="peer",
+                   help="the registries' endpoints in the agents' config (default peer:)")
     o = p.parse_args()
     try:
         labmod.prerequisites()
     except labmod.Skip as e:
         print("SKIP: %s" % e)
         return 77
-    lab = labmod.Lab(o.sites, o.nodes, seed=o.seed, log=lambda s: None)
+    lab = labmod.Lab(o.sites, o.nodes, seed=o.seed, log=lambda s: None,
+                     peer_endpoints=o.endpoints == "peer")
     vals = {"addr_to_k0s": [], "k0s_to_pull": [], "k0s": [], "pull": []}
     failures = 0
     try:

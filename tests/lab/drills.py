@@ -3,20 +3,25 @@
 and returns a list of failures (empty: the agents did their job).
   1 power cut of a site and its return (random boot order)
   2 control server unreachable for a while (Running, Self.Online false), a node boots in it
-  3 the site of the primary registry mirror goes dark: pulls fall through to the second mirror
+  3 the site of the primary registry mirror goes dark: the agents put the second mirror first
+    in hosts.toml (peer: endpoints), pulls then go there without a dial timeout
   4 a node's tailnet address changes (k0s restarted once), then its tailscaled restarts (new
     ifindex, same address: k0s not restarted)"""
 
 import os
+import re
 import statistics
 import threading
 import time
 
-from tailscaled import ONLINE_WINDOW
 from lab import IMAGE, MIRROR, REG_PORT, Fail, sh, wait_until
 
 ADDR_TO_K0S_MAX = 1.0   # acceptance: k0s within 1 s of tailscale0 getting its address back
 K0S_TO_PULL_MAX = 5.0   # acceptance: the pull within 5 s of k0s starting
+REORDER_WAIT = 30.0     # drill 3: site dark -> the live mirror first in hosts.toml, at most
+PULL_AFTER_REORDER_MAX = 10.0   # drill 3: a pull after that (containerd's dial timeout: 30 s)
+# the first endpoint of a hosts.toml: [host."URL"] or, with IPv6 endpoints, "URL" = { ... }
+HOST_RE = re.compile(r'^(?:\[host\.|\s+)"(https?://[^"]+)"', re.M)
 
 
 def ms(x):
@@ -42,6 +47,9 @@ def print_timeline(lab, t0, since, out=print, extra_nodes=None):
                              (" ".join(e["addrs"]) or "none")))
             elif e["ev"] == "state" and e["state"] == "Running":
                 rows.append((e["t"], n.name, "LocalAPI: BackendState Running"))
+            elif e["ev"] in ("peer-online", "peer-offline"):
+                rows.append((e["t"], n.name, "LocalAPI: control shows %s %s (PeersChanged)"
+                             % (e["peer"], e["ev"][5:])))
             elif e["ev"] == "control":
                 rows.append((e["t"], n.name, "LocalAPI: control server %s" % (
                     "reachable" if e["reachable"] else "unreachable (Self.Online false)")))
@@ -203,8 +211,10 @@ def drill2(lab, outage=60.0, out=print):
     t_begin = time.time()
     lab.power_off(late)
     lab.mark(time.time(), late.name, "powered off (before the outage)")
-    # long enough for the others to see it offline: their view then goes stale
-    time.sleep(ONLINE_WINDOW + 1.0)
+    # until the others' control view shows it offline: their view then goes stale
+    if not wait_until(lambda: not control_unsettled(lab), lab.control_offline_after + 5, 0.1):
+        fails.append("the control view did not show %s offline: %s" % (
+            late.name, control_unsettled(lab)))
     t0 = time.time()
     up = [n for n in lab.nodes if n.powered]
     pids = {n.name: n.k0s_running() for n in up}
@@ -263,7 +273,27 @@ def drill2(lab, outage=60.0, out=print):
 
 
 # --- drill 3 ------------------------------------------------------------------------------
-def drill3(lab, out=print, timeout=90):
+def hosts_first(n, registry):
+    """The first [host] URL of the agent's hosts.toml for `registry` on n, or None."""
+    try:
+        with open(n.path("etc", "certs.d", registry, "hosts.toml")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = HOST_RE.search(text)
+    return m.group(1) if m else None
+
+
+def k0s_disturbed(n, since):
+    """k0s starts, signals and exits on n since `since` (hosts.toml must never cause any)."""
+    return [e["event"] + (" " + e["signal"] if e.get("signal") else "")
+            for e in n.k0s_events(since) if e["event"] in ("start", "signal", "exit")]
+
+
+def drill3(lab, out=print, timeout=60):
+    """The site of the mirror's first endpoint goes dark. With peer: endpoints the agents must
+    put the live mirror first in hosts.toml (without touching k0s), so a pull after that has no
+    dial timeout; with url: endpoints nothing reorders and containerd falls back itself."""
     fails = []
     order = sorted(lab.registry_nodes(), key=lambda r: -r.site)
     if len(order) < 2:
@@ -271,11 +301,13 @@ def drill3(lab, out=print, timeout=90):
     primary, second = order[0], order[1]
     dark = primary.site
     ref = "%s/%s" % (MIRROR, IMAGE)
+    live = "http://%s:%d" % (second.ipv4, REG_PORT)
     survivors = [n for n in lab.nodes if n.worker and n.site != dark and n.powered]
-    out("drill 3: site %s (primary mirror %s) goes dark; %s pull %s, whose second endpoint is "
-        "%s on site %s" % (primary.site_name, primary.name,
-                           " ".join(n.name for n in survivors), ref, second.name,
-                           second.site_name))
+    peer = lab.peer_endpoints
+    out("drill 3: site %s (%s, the mirror's first endpoint) goes dark; %s pull %s, whose "
+        "second endpoint is %s on site %s (%s endpoints)" % (
+            primary.site_name, primary.name, " ".join(n.name for n in survivors), ref,
+            second.name, second.site_name, "peer:" if peer else "url:"))
     hosts = survivors[0].path("etc", "certs.d", MIRROR, "hosts.toml")
     try:
         with open(hosts) as f:
@@ -291,8 +323,21 @@ def drill3(lab, out=print, timeout=90):
         lab.mark(time.time(), n.name, "pull %s before the cut: %s" % (ref, msg))
         if not ok:
             fails.append("%s: pull before the cut failed: %s" % (n.name, msg))
+        if hosts_first(n, MIRROR) == live:
+            fails.append("%s: %s already first before the cut" % (n.name, live))
     offset = log_size(second)
     t_cut = lab.cut_site(dark)
+    reorder = {}
+    if peer:
+        def reordered():
+            for n in survivors:
+                if n.name not in reorder and hosts_first(n, MIRROR) == live:
+                    reorder[n.name] = time.time() - t_cut
+                    lab.mark(time.time(), n.name, "hosts.toml: %s first" % live)
+            return len(reorder) == len(survivors)
+        if not wait_until(reordered, REORDER_WAIT, 0.05):
+            fails.append("hosts.toml not reordered within %.0f s on %s" % (
+                REORDER_WAIT, " ".join(n.name for n in survivors if n.name not in reorder)))
     figures = {}
 
     def pull(n):
@@ -307,17 +352,35 @@ def drill3(lab, out=print, timeout=90):
                                                                                      msg))
         elif not registry_saw(second, offset, n.ipv4):
             fails.append("%s: the second mirror %s saw no request" % (n.name, second.name))
+        elif peer and figures[n.name] > PULL_AFTER_REORDER_MAX:
+            fails.append("%s: pull after the reorder took %.1f s (> %.0f s: a dial timeout?)"
+                         % (n.name, figures[n.name], PULL_AFTER_REORDER_MAX))
     ths = [threading.Thread(target=pull, args=(n,)) for n in survivors]
     for th in ths:
         th.start()
     for th in ths:
         th.join()
+    for n in survivors:
+        bad = k0s_disturbed(n, t_cut)
+        if bad:
+            fails.append("%s: k0s disturbed while the mirror site was dark: %s" % (
+                n.name, ", ".join(bad)))
     restore_site(lab, dark)
     out("timeline (0 = site %s dark):" % primary.site_name)
     print_timeline(lab, t_cut, t_begin, out, survivors)
-    out("figures: pull with the primary mirror dark: %s" % ", ".join(
-        "%s %s" % (k, ms(v).strip()) for k, v in figures.items()))
-    return fails, figures
+    if peer:
+        out("figures: site %s dark -> hosts.toml with %s first: %s (max %s); pull after that: "
+            "%s; k0s restarts: 0 wanted, %d" % (
+                primary.site_name, second.name, ", ".join(
+                    "%s %s" % (k, ms(v).strip()) for k, v in reorder.items()),
+                ms(max(reorder.values()) if reorder else None).strip(),
+                ", ".join("%s %s" % (k, ms(v).strip()) for k, v in figures.items()),
+                sum(len(k0s_disturbed(n, t_cut)) for n in survivors)))
+    else:
+        out("figures: pull with the primary mirror dark (url: endpoints, not reordered: "
+            "containerd's dial to %s must time out first): %s" % (primary.name, ", ".join(
+                "%s %s" % (k, ms(v).strip()) for k, v in figures.items())))
+    return fails, {"reorder": reorder, "pull": figures}
 
 
 def restore_site(lab, s):
@@ -339,6 +402,20 @@ def restore_site(lab, s):
 
 
 # --- drill 4 ------------------------------------------------------------------------------
+def wg_state(n, peers):
+    """For a failure message: n's WireGuard view of `peers` (allowed-ips, handshake age, rx)."""
+    r = sh(n.enter(["wg", "show", "tailscale0", "dump"]), check=False)
+    keys = {p.pubkey: p.name for p in peers}
+    rows = []
+    for ln in r.stdout.splitlines()[1:]:
+        f = ln.split("\t")
+        if len(f) >= 8 and f[0] in keys:
+            hs = int(f[4])
+            rows.append("%s: allowed %s, handshake %s, rx %s" % (
+                keys[f[0]], f[3], "%.0f s ago" % (time.time() - hs) if hs else "never", f[5]))
+    return "%s sees %s" % (n.name, ", ".join(rows) or "no peers (%s)" % r.stderr.strip())
+
+
 def drill4(lab, out=print):
     fails = []
     settle = settle_seconds(lab)
@@ -384,7 +461,8 @@ def drill4(lab, out=print):
         lab.mark(time.time(), x.name, "HTTP GET %s from %s: %s" % (url, new4,
                                                                   "ok" if ok else "FAILS"))
         if not ok:
-            fails.append("no traffic over tailscale0 from the new address")
+            fails.append("no traffic over tailscale0 from the new address; %s" % "; ".join(
+                wg_state(n, [x, reg]) for n in (x, reg)))
     # tailscaled restart: wireguard-go killed, tailscaled (and with it the LocalAPI) restarted
     link1 = x.link()
     n1 = len(x.k0s_events(0, "start"))
@@ -427,6 +505,10 @@ def steady(lab, timeout=20):
                 lab.restore_site_links(n.site)
             lab.boot(n)
     fails = []
+    # the lab's control server: every node sees every powered peer online, the others offline
+    # (after a control outage the views flap until every node heartbeats again)
+    if not wait_until(lambda: not control_unsettled(lab), lab.control_offline_after + 5, 0.1):
+        fails.append("precondition: control views unsettled: %s" % control_unsettled(lab))
     for n in lab.nodes:
         if not wait_until(lambda: n.k0s_running(), max(0.5, t + timeout - time.time()), 0.05):
             fails.append("precondition: %s has no k0s running: %s" % (
@@ -434,6 +516,27 @@ def steady(lab, timeout=20):
         elif n.worker and not lab.wait_containerd(n, max(0.5, t + timeout - time.time())):
             fails.append("precondition: %s's containerd is not up" % n.name)
     return fails
+
+
+def control_unsettled(lab):
+    """The (node, peer) pairs where a powered node's stand-in does not have control reachable
+    or shows a peer's Online other than whether the peer is powered."""
+    bad = []
+    for n in lab.nodes:
+        if not n.powered:
+            continue
+        try:
+            st = n.ts({"cmd": "get"}, timeout=2)
+        except (OSError, ValueError, Fail) as e:
+            bad.append("%s: %s" % (n.name, e))
+            continue
+        if not st["control"]:
+            bad.append("%s: control unreachable" % n.name)
+        for p in lab.nodes:
+            if p is not n and st["peers"].get(p.name, {}).get("online") != p.powered:
+                bad.append("%s sees %s %s" % (n.name, p.name, "offline" if p.powered else
+                                               "online"))
+    return bad
 
 
 def lab_tail(path, n):

@@ -40,6 +40,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from tailscaled import CONTROL_OFFLINE_AFTER  # noqa: E402
 PREFIX = "tslab-"
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 WG_PORT = 41641
@@ -412,8 +414,10 @@ def pid_alive(pid):
 
 class Lab:
     def __init__(self, sites=2, nodes=3, registries_per_site=1, settle="2s", agent=None,
-                 fake_k0s=None, seed=None, log=None, lab_id=None, peer_endpoints=False):
+                 fake_k0s=None, seed=None, log=None, lab_id=None, peer_endpoints=True,
+                 control_offline_after=None):
         self.peer_endpoints = peer_endpoints
+        self.control_offline_after = control_offline_after or CONTROL_OFFLINE_AFTER
         self.netns_dir_existed = os.path.isdir("/run/netns")
         become_subreaper()
         self.id = lab_id or "%04x" % random.randrange(0x10000)
@@ -537,25 +541,29 @@ class Lab:
         cfg = {"name": n.name, "ipv4": n.ipv4, "ipv6": n.ipv6, "public_key": n.pubkey,
                "private_key_file": n.path("wg.key"), "listen_port": WG_PORT,
                "endpoint": "%s:%d" % (n.underlay, WG_PORT),
+               # the "control server": every node's heartbeat file (tailscaled.py)
+               "control_dir": os.path.join(self.dir, "control"),
+               "control_offline_after": self.control_offline_after,
                "peers": [{"name": p.name, "key": p.pubkey, "ipv4": p.ipv4, "ipv6": p.ipv6,
                           "endpoint": "%s:%d" % (p.underlay, WG_PORT)}
                          for p in self.nodes if p is not n]}
         write(n.path("ts.json"), json.dumps(cfg, indent=1))
 
+    def endpoint(self, r):
+        """A registry node as a hosts.toml endpoint in the config: `peer: NAME` (the agent
+        resolves the name from the LocalAPI's peers, or to itself, and orders reachable peers
+        first) or a static `url:`."""
+        if self.peer_endpoints:
+            return {"peer": r.name, "port": REG_PORT, "scheme": "http"}
+        return {"url": "http://%s:%d" % (r.ipv4, REG_PORT)}
+
     def registries(self):
         regs = [{"name": "reg-%s.lab:%d" % (r.site_name, REG_PORT),
-                 "endpoints": [{"url": "http://%s:%d" % (r.ipv4, REG_PORT)}]}
-                for r in self.registry_nodes()]
+                 "endpoints": [self.endpoint(r)]} for r in self.registry_nodes()]
         # The mirror: the last site's registry first, the others as fallbacks (drill 3 cuts
         # the first one's site).
         order = sorted(self.registry_nodes(), key=lambda r: -r.site)
-        if self.peer_endpoints:
-            # peer: endpoints: the agent resolves the hostname from the LocalAPI's peers and
-            # orders reachable peers first
-            eps = [{"peer": r.name, "port": REG_PORT, "scheme": "http"} for r in order]
-        else:
-            eps = [{"url": "http://%s:%d" % (r.ipv4, REG_PORT)} for r in order]
-        regs.append({"name": MIRROR, "endpoints": eps})
+        regs.append({"name": MIRROR, "endpoints": [self.endpoint(r) for r in order]})
         return regs
 
     def agent_config(self, n):
@@ -713,6 +721,7 @@ class Lab:
         worker (so the mesh and every agent's files are proven before a drill)."""
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
+        os.makedirs(os.path.join(self.dir, "control"))
         t0 = time.time()
         self.build_underlay()
         self.write_node_files()
@@ -796,8 +805,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int)
     p.add_argument("--id", help="the lab's id (names: tslab-ID-...; default random)")
     p.add_argument("--keep", action="store_true", help="keep the lab directory (logs)")
-    p.add_argument("--endpoints", choices=["url", "peer"], default="url",
-                   help="the mirror's endpoints: static url: or peer: <hostname> (default url)")
+    p.add_argument("--control-offline-after", type=float, metavar="SECONDS",
+                   help="the lab control server shows a node offline this long after its last "
+                   "heartbeat (default %.1f)" % CONTROL_OFFLINE_AFTER)
+    p.add_argument("--endpoints", choices=["url", "peer"], default="peer",
+                   help="the registries' endpoints: peer: <hostname> (default) or static url:")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="build and boot a lab, leave it running, print its id")
     d = sub.add_parser("down", help="tear down the lab with this id")
@@ -825,7 +837,8 @@ def main(argv=None):
         print("SKIP: %s" % e)
         return SKIP
     lab = Lab(o.sites, o.nodes, o.registries_per_site, o.settle, o.agent, o.fake_k0s,
-              o.seed, lab_id=o.id, peer_endpoints=o.endpoints == "peer")
+              o.seed, lab_id=o.id, peer_endpoints=o.endpoints == "peer",
+              control_offline_after=o.control_offline_after)
     if o.cmd == "up":
         try:
             lab.up()

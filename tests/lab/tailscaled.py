@@ -11,13 +11,22 @@ It does what tailscaled does that the agent can see, with a real data path:
     the netmap);
   - serves GET /localapi/v0/status (?peers=false honoured) and /localapi/v0/watch-ipn-bus
     (chunked NDJSON, integer State, masks 2 / 4096 / 16384) as tailscale.md §2-§3 describe;
-  - derives every Peer from `wg show tailscale0 dump`, sampled every 0.5 s: LastHandshake,
-    RxBytes/TxBytes, CurAddr (the endpoint while the peer's bytes keep arriving), Active (we
-    sent to it within 45 s, magicsock's sessionActiveTimeout), InEngine (a handshake
-    happened), and Online (what control would say: its keepalives arrived within 3 s);
+  - derives every Peer's data-path fields from `wg show tailscale0 dump`, sampled every 0.5 s,
+    as tailscale's wgengine/magicsock/endpoint.go populatePeerStatus fills them:
+    LastHandshake; RxBytes/TxBytes; LastWrite and Active from the last time we sent to the
+    peer (lastSendExt; Active: within sessionActiveTimeout, 45 s; all empty if we never sent);
+    CurAddr only while the direct path is trusted (addrForSendLocked: bestAddr and now before
+    trustBestAddrUntil, which a pong pushes trustUDPAddrDuration = 6.5 s ahead,
+    magicsock.go): here, the peer's rx bytes grew within the last 6.5 s (keepalive 1 s makes
+    them grow while the peer lives); InEngine (a handshake happened);
+  - Online is the control server's view, not the data path's: every stand-in touches
+    CONTROL_DIR/<its name> every 0.5 s while its "control connection" is up (the map
+    long-poll); control shows a peer online while that file is fresher than
+    CONTROL_OFFLINE_AFTER (8.5 s: see there), and pushes PeersChanged when that flips;
   - "control server unreachable" (control socket {"cmd":"control","reachable":false}):
-    BackendState stays Running, Self.Online is false, the peers' Online is frozen at what it
-    was when control went away (stale), while the data path keeps working.
+    BackendState stays Running, Self.Online is false, this node stops heartbeating (control
+    sees its long-poll drop), the peers' Online is frozen at its last value (stale), while the
+    data path keeps working.
 Events (start, tun, addr, running, ...) go as JSON lines with wall-clock times to --events.
 
 Control socket (--control, unix stream, one JSON object per connection, answered with one):
@@ -53,8 +62,15 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 USER_ID = 4567890123456789
 IFNAME = "tailscale0"
 ULA = "fd7a:115c:a1e0::/48"
-ONLINE_WINDOW = 3.0     # keepalives every 1 s: 3 s without bytes = the peer is gone
 ACTIVE_WINDOW = 45.0    # tailscale's Active: we sent to it within sessionActiveTimeout (45 s)
+TRUST_UDP_ADDR = 6.5    # magicsock.go trustUDPAddrDuration: CurAddr lasts 6.5 s past a pong
+HEARTBEAT = 0.5         # a stand-in's "map long-poll": it touches its control file this often
+# Control's view: a node whose heartbeat is older than this is offline. Longer than the
+# CurAddr trust (6.5 s after the last packet, +0.5 s sampling): real control servers notice a
+# dead map long-poll much later still, so a peer's CurAddr is gone before control's offline
+# PeersChanged arrives, and the agent's /status fetch on that event sees both.
+# (ts.json "control_offline_after" overrides it: lab.py --control-offline-after)
+CONTROL_OFFLINE_AFTER = 8.5
 NOTIFY_INITIAL_STATE = 2
 NOTIFY_PEER_CHANGES = 4096
 NOTIFY_INITIAL_STATUS = 16384
@@ -106,8 +122,9 @@ class Peer:
         self.rx = self.tx = 0
         self.handshake = 0
         self.rx_changed = 0.0          # wall-clock time the rx counter last moved
-        self.tx_changed = 0.0          # ... and the tx counter
+        self.tx_changed = 0.0          # ... and the tx counter (magicsock's lastSendExt)
         self.online = False            # what control says (frozen while control is away)
+        self.seen = 0.0                # control's last heartbeat of the peer (LastSeen)
         self.node_key = node_key(self.key)
 
     def ips(self):
@@ -126,6 +143,7 @@ class Tailscaled:
         self.ipv4 = cfg["ipv4"]
         self.ipv6 = cfg.get("ipv6")
         self.control_ok = not opts.control_unreachable
+        self.offline_after = float(cfg.get("control_offline_after", CONTROL_OFFLINE_AFTER))
         self.peers = [Peer(i, p) for i, p in enumerate(cfg["peers"])]
         self.watchers = []
         self.addrs_on_tun = []
@@ -208,17 +226,46 @@ class Tailscaled:
                 p.rx, p.tx, p.handshake = rx, tx, int(f[4])
                 if f[2] != "(none)":
                     p.endpoint = f[2]
-            if self.control_ok:
-                for p in self.peers:
-                    online = now - p.rx_changed < ONLINE_WINDOW
-                    if online != p.online:
-                        p.online = online
-                        changed.append(p)
+            changed = self.control_view(now)
             for p in changed:
                 self.event("peer-online" if p.online else "peer-offline", peer=p.name)
             if changed:
                 self.broadcast(notify_line(PeersChanged=[self.node_json(p) for p in changed]),
                                NOTIFY_PEER_CHANGES)
+
+    # --- the control server's view ------------------------------------------------------
+    def heartbeat_path(self, name):
+        return os.path.join(self.cfg["control_dir"], name)
+
+    def control_view(self, now):
+        """While control is reachable: each peer's Online from its heartbeat. Returns the
+        peers whose Online flipped (control would push them as PeersChanged)."""
+        changed = []
+        if not self.control_ok or not self.cfg.get("control_dir"):
+            return changed
+        for p in self.peers:
+            try:
+                p.seen = os.stat(self.heartbeat_path(p.name)).st_mtime
+            except OSError:
+                p.seen = 0.0
+            online = now - p.seen < self.offline_after
+            if online != p.online:
+                p.online = online
+                changed.append(p)
+        return changed
+
+    def heartbeat(self):
+        """This node's map long-poll: control sees the node online while it runs."""
+        path = self.heartbeat_path(self.cfg["name"])
+        while True:
+            if self.control_ok:
+                try:
+                    with open(path, "a"):
+                        pass
+                    os.utime(path)
+                except OSError as e:
+                    sys.stderr.write("tailscaled: heartbeat: %s\n" % e)
+            time.sleep(HEARTBEAT)
 
     def sampler(self):
         while True:
@@ -240,17 +287,19 @@ class Tailscaled:
                 "Online": p.online, "ComputedName": p.name}
 
     def peer_status(self, p, now):
-        fresh = now - p.rx_changed < ONLINE_WINDOW
+        # populatePeerStatus: nothing from magicsock until we have sent to the peer
+        sent = p.tx_changed > 0
+        trusted = sent and p.rx_changed > 0 and now - p.rx_changed < TRUST_UDP_ADDR
         return {
             "ID": "n%05dLABCNTRL" % p.i, "NodeID": 1837265409182001 + p.i,
             "PublicKey": p.node_key, "HostName": p.name,
             "DNSName": "%s.%s." % (p.name, self.suffix()), "OS": "linux", "UserID": USER_ID,
             "TailscaleIPs": p.ips(), "AllowedIPs": p.allowed().split(","), "Tags": ["tag:k0s"],
-            "Addrs": None, "CurAddr": p.endpoint if fresh else "", "Relay": "", "PeerRelay": "",
+            "Addrs": None, "CurAddr": p.endpoint if trusted else "", "Relay": "", "PeerRelay": "",
             "RxBytes": p.rx, "TxBytes": p.tx, "Created": "2026-03-01T09:00:00Z",
-            "LastWrite": rfc3339(p.rx_changed), "LastSeen": rfc3339(p.rx_changed),
+            "LastWrite": rfc3339(p.tx_changed), "LastSeen": rfc3339(0 if p.online else p.seen),
             "LastHandshake": rfc3339(p.handshake), "Online": p.online, "ExitNode": False,
-            "ExitNodeOption": False, "Active": now - p.tx_changed < ACTIVE_WINDOW,
+            "ExitNodeOption": False, "Active": sent and now - p.tx_changed < ACTIVE_WINDOW,
             "PeerAPIURL": ["http://%s:48231" % p.ipv4], "TaildropTarget": 4,
             "NoFileSharingReason": "", "InNetworkMap": True, "InMagicSock": True,
             "InEngine": p.handshake > 0,
@@ -401,6 +450,10 @@ class Tailscaled:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         self.set_state("Starting")
         self.start_engine()
+        if self.cfg.get("control_dir"):
+            threading.Thread(target=self.heartbeat, daemon=True).start()
+            with self.lock:
+                self.control_view(time.time())  # the netmap comes with control's view
         self.set_state(self.opts.state)
         threading.Thread(target=self.sampler, daemon=True).start()
         threading.Thread(target=self.watch_engine, daemon=True).start()
