@@ -954,6 +954,17 @@ static void big_chunk(int fd, const char *s) {
         big_write(fd, "\r\n", 2);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_BOUND_KIB (160 * 1024)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_BOUND_KIB (160 * 1024)
+#endif
+#endif
+#ifndef RSS_BOUND_KIB
+#define RSS_BOUND_KIB (64 * 1024)
+#endif
+
 _noreturn_ static void big_serve(int fd) {
         char req[8192];
         size_t len = 0;
@@ -1091,7 +1102,9 @@ START_TEST(test_memory_bound) {
         printf("peak RSS (VmHWM) with a 40 MB bus line, a 31 MB and a 20 MB /status: %ld KiB "
                "(%ld KiB at the start)\n",
                after, before);
-        ck_assert_int_lt(after, 64 * 1024);
+        /* ASan keeps freed memory in quarantine and pads every allocation: its bound is looser,
+         * still far below the 1.3-1.7 GiB a tree of these inputs took. */
+        ck_assert_int_lt(after, RSS_BOUND_KIB);
 
         fflush(stdout);
         ck_assert_int_gt(pid, 0);
