@@ -192,6 +192,9 @@ static int parse_peer(const char *v, const char *end, TailnetPeer *ret, bool *re
                 return r;
         }
         drop_trailing_dots(&p.dns_name);
+        /* Lookups ignore trailing dots (tailnet_status_find_peer()): a HostName of only dots
+         * could never be found, so it is no name. */
+        drop_trailing_dots(&p.host_name);
         *ret = p;
         *ret_ok = true;
         *ret_end = it.p;
