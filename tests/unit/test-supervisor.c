@@ -295,6 +295,17 @@ static K0sSpec make_spec(const char *hash, const char *extra_arg) {
         return make_spec_for(fake, hash, extra_arg);
 }
 
+/* 1, or K0S_TSAGENT_TEST_TIME_SCALE (the valgrind test setup stretches the timing-sensitive
+ * checks: under memcheck on a loaded machine a 100 ms sleep can last several times that). */
+static uint64_t time_scale(void) {
+        const char *e = getenv("K0S_TSAGENT_TEST_TIME_SCALE");
+        unsigned v = 1;
+
+        if (e && safe_atou(e, &v) >= 0 && v >= 1 && v <= 20)
+                return v;
+        return 1;
+}
+
 static Supervisor *new_supervisor(const SupervisorTiming *t) {
         Supervisor *s = NULL;
 
@@ -639,7 +650,12 @@ START_TEST(test_flap_back_within_settle) {
 END_TEST
 
 START_TEST(test_settle_restarts_on_each_change) {
-        Supervisor *s = new_supervisor(&timing);
+        /* The test sleeps half a settle period between two changes: under valgrind on a loaded
+         * machine 100 ms can take longer than 200 ms, so the valgrind setup stretches time. */
+        SupervisorTiming t = timing;
+        t.settle_usec *= time_scale();
+        const double settle = (double) t.settle_usec / USEC_PER_SEC;
+        Supervisor *s = new_supervisor(&t);
         K0sSpec h2 = make_spec("h2", NULL), h3 = make_spec("h3", NULL), h1 = make_spec("h1", NULL);
         double t_a, t_c;
         cJSON *all;
@@ -647,30 +663,30 @@ START_TEST(test_settle_restarts_on_each_change) {
         (void) start_k0s(s, "h1");
         t_a = loop_now_realtime();
         ck_assert_int_eq(supervisor_set_desired(s, &h2), 0);
-        run_for(MSEC(100));
+        run_for(t.settle_usec / 2);
         /* The same desired spec again (a reconcile with nothing new) keeps the deadline... */
         ck_assert_int_eq(supervisor_set_desired(s, &h2), 0);
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_SETTLING);
-        wait_log("start", 0, 2, 3 * USEC_PER_SEC);
-        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC);
+        wait_log("start", 0, 2, 3 * USEC_PER_SEC * time_scale());
+        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC * time_scale());
         ck_assert_str_eq(supervisor_get_hash(s), "h2");
         all = load_events();
-        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 0), "time") - t_a, 0.199);
-        ck_assert_double_lt(ev_num(nth_event(all, "signal", 0, 0), "time") - t_a, 0.29);
+        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 0), "time") - t_a, settle - 0.001);
+        ck_assert_double_lt(ev_num(nth_event(all, "signal", 0, 0), "time") - t_a, settle * 1.45);
         cJSON_Delete(all);
 
         /* ...a different one pushes it out: the new inputs must hold a whole settle period. */
         ck_assert_int_eq(supervisor_set_desired(s, &h3), 0);
-        run_for(MSEC(100));
+        run_for(t.settle_usec / 2);
         t_c = loop_now_realtime();
         ck_assert_int_eq(supervisor_set_desired(s, &h1), 0);
         ck_assert_int_eq(supervisor_get_state(s), SUPERVISOR_SETTLING);
-        wait_log("start", 0, 3, 3 * USEC_PER_SEC);
-        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC);
+        wait_log("start", 0, 3, 3 * USEC_PER_SEC * time_scale());
+        wait_state(s, SUPERVISOR_RUNNING, USEC_PER_SEC * time_scale());
         ck_assert_str_eq(supervisor_get_hash(s), "h1");
         all = load_events();
         ck_assert_uint_eq(count_events(all, "signal", 0), 2);
-        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 1), "time") - t_c, 0.199);
+        ck_assert_double_ge(ev_num(nth_event(all, "signal", 0, 1), "time") - t_c, settle - 0.001);
         cJSON_Delete(all);
 
         k0s_spec_done(&h1);

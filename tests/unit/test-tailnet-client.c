@@ -1104,7 +1104,12 @@ START_TEST(test_memory_bound) {
                after, before);
         /* ASan keeps freed memory in quarantine and pads every allocation: its bound is looser,
          * still far below the 1.3-1.7 GiB a tree of these inputs took. */
-        ck_assert_int_lt(after, RSS_BOUND_KIB);
+        if (getenv("K0S_TSAGENT_UNDER_VALGRIND"))
+                /* memcheck's own memory is in VmHWM, and it shadows every heap byte: bound what
+                 * the test added, twice the plain bound. */
+                ck_assert_int_lt(after - before, 2 * RSS_BOUND_KIB);
+        else
+                ck_assert_int_lt(after, RSS_BOUND_KIB);
 
         fflush(stdout);
         ck_assert_int_gt(pid, 0);
