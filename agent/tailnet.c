@@ -351,6 +351,19 @@ static void tailnet_reconnect_now(Tailnet *t) {
                 log_error_errno(r, "Failed to schedule LocalAPI reconnect: %m");
 }
 
+/* wgengine/magicsock/endpoint.go trustUDPAddrDuration (6.5 s), plus a margin. */
+#define CURADDR_TRUST_USEC (7 * USEC_PER_SEC)
+
+/* Control (while this node reaches it) shows a peer offline whose CurAddr still says direct. */
+static bool tailnet_status_curaddr_pending(const TailnetStatus *s) {
+        if (!s || !s->self_online)
+                return false;
+        for (size_t i = 0; i < s->n_peers; i++)
+                if (s->peers[i].cur_addr && !s->peers[i].online)
+                        return true;
+        return false;
+}
+
 static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         Tailnet *t = userdata;
         _cleanup_free_ char *error = NULL;
@@ -402,6 +415,12 @@ static void tailnet_status_done(CurlGlue *g, CURL *easy, CURLcode result, void *
                 tailnet_trigger(t, peers);
         } else if (failed)
                 tailnet_schedule_fetch(t, STATUS_RETRY_USEC);
+        else if (t->need_peers && tailnet_status_curaddr_pending(tailnet_get_status(t)))
+                /* A peer control shows offline is still reachable only through its CurAddr,
+                 * which magicsock trusts for 6.5 s after the last pong and no bus line announces
+                 * going stale: look again once it has (or the dark registry stays first until
+                 * peer_refresh). */
+                tailnet_schedule_fetch(t, CURADDR_TRUST_USEC);
 }
 
 static void tailnet_fetch_status(Tailnet *t) {

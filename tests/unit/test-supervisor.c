@@ -609,7 +609,7 @@ START_TEST(test_new_hash_restarts_after_settle) {
         ck_assert(strv_json_contains(cJSON_GetObjectItemCaseSensitive(start2, "argv"),
                                      "--labels=new"));
         /* A restart we asked for is no crash: started at once, no backoff delay (>= 250 ms). */
-        ck_assert_double_lt(ev_num(start2, "time") - ev_num(exit1, "time"), 0.2);
+        ck_assert_double_lt(ev_num(start2, "time") - ev_num(exit1, "time"), 0.24);
         cJSON_Delete(all);
         assert_pidfile(pid2, "h2");
 
@@ -725,11 +725,15 @@ START_TEST(test_crash_backoff_grows) {
         /* Runs of 50 ms, then 250, 500, 1000 ms pauses (the floor over the configured 100 ms). */
         wait_log("start", 0, 4, 5 * USEC_PER_SEC);
         ck_assert_uint_eq(restart_gaps(d, 3), 3);
+        /* Lower bounds are the rule; the upper ones only say "not stuck", with room for a
+         * loaded machine under ASan (a 250 ms pause measured 451 ms there once). */
         ck_assert_double_ge(d[0], 0.24);
-        ck_assert_double_lt(d[0], 0.45);
+        ck_assert_double_lt(d[0], 0.9);
         ck_assert_double_ge(d[1], 0.49);
-        ck_assert_double_lt(d[1], 0.9);
+        ck_assert_double_gt(d[1], d[0]);
+        ck_assert_double_lt(d[1], 1.8);
         ck_assert_double_ge(d[2], 0.99);
+        ck_assert_double_gt(d[2], d[1]);
         ck_assert_uint_ge(supervisor_get_restarts(s), 3);
         ck_assert_str_eq(supervisor_get_last_exit(s), "exited 1");
         ck_assert_uint_eq(count_in_log("signal", 0), 0);
@@ -794,7 +798,7 @@ START_TEST(test_stable_run_resets_backoff) {
         ck_assert_uint_eq(restart_gaps(d, 2), 2);
         for (unsigned k = 0; k < 2; k++) {
                 ck_assert_double_ge(d[k], 0.24);
-                ck_assert_double_lt(d[k], 0.45);
+                ck_assert_double_lt(d[k], 0.49); /* below the next step's 500 ms */
         }
 
         stop_k0s(s);
@@ -814,7 +818,7 @@ START_TEST(test_short_runs_never_reset) {
         (void) start_k0s(s, "h1");
         wait_log("start", 0, 3, 5 * USEC_PER_SEC);
         ck_assert_uint_eq(restart_gaps(d, 2), 2);
-        ck_assert_double_lt(d[0], 0.45);
+        ck_assert_double_lt(d[0], 0.49); /* below the next step's 500 ms */
         ck_assert_double_ge(d[1], 0.49);
 
         stop_k0s(s);
