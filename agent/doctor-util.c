@@ -20,14 +20,9 @@
 #include <systemd/sd-bus.h>
 #include <time.h>
 
+#include "event-util.h"
 #include "doctor.h"
 #include "util.h"
-
-static uint64_t now_mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 /* fork + execve with stdout on a pipe, exactly fds 0-2 in the child. */
 static int spawn(char *const argv[], pid_t *ret_pid, int *ret_fd) {
@@ -117,7 +112,7 @@ void doctor_run_many(char *const *const argvs[], size_t n, uint64_t timeout_usec
         pid_t pid[16];
         int fd[16];
         StrBuf buf[16] = {};
-        uint64_t deadline = usec_add(now_mono_usec(), timeout_usec);
+        uint64_t deadline = usec_add(now_usec(CLOCK_MONOTONIC), timeout_usec);
 
         n = MIN(n, ELEMENTSOF(pid));
         for (size_t i = 0; i < n; i++) {
@@ -129,7 +124,7 @@ void doctor_run_many(char *const *const argvs[], size_t n, uint64_t timeout_usec
                 }
         }
         for (;;) {
-                uint64_t now = now_mono_usec();
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
                 if (now >= deadline)
                         break;
                 int ms = (int) MIN((deadline - now) / USEC_PER_MSEC + 1, 1000);

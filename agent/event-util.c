@@ -7,6 +7,13 @@
 #include "event-util.h"
 #include "util.h"
 
+uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        (void) clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
 void event_timer_disarm(sd_event_source *s) {
         if (s)
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);

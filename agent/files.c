@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event-util.h"
 #include "util.h"
 #include "atomic-file.h"
 #include "files.h"
@@ -94,12 +95,6 @@ static FileRecord *files_record(Files *f, const char *path) {
         return &f->records[f->n_records++];
 }
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 /* The directory below certs_dir, opened without following a symlink. A missing one is created
  * under a temporary name, given its marker and renamed into place, so a directory with the
  * registry's name exists only with its marker (ENOSPC on the marker leaves nothing behind). */
@@ -169,7 +164,7 @@ static int files_note(Files *f, const char *path, int r, const char *reason) {
                 free(f->error);
                 f->error = strdup_printf("Failed to write %s: %s", path, reason ?: strerror(-r));
         } else if (r > 0)
-                rec->written_usec = now_realtime_usec();
+                rec->written_usec = now_usec(CLOCK_REALTIME);
         if (!reason)
                 log_file_result(path, r);
         return r;

@@ -106,16 +106,11 @@ struct Manager {
 };
 
 static void manager_trigger(Manager *m);
-/* The real time, not the loop iteration's (the gate opens and k0s starts in one iteration). */
-static uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 static void manager_metrics_file(Manager *m, const char *path, int r);
 static void manager_metrics_k0s(Manager *m);
 static void manager_metrics_update(Manager *m, const Plan *p);
 static void manager_reload_metrics(Manager *m, const AgentConfig *old);
+static void manager_reload_clock(Manager *m, const AgentConfig *old);
 
 static void manager_set_last_error(Manager *m, const char *fmt, ...) _printf_(2, 3);
 static void manager_set_last_error(Manager *m, const char *fmt, ...) {
@@ -129,12 +124,6 @@ static void manager_set_last_error(Manager *m, const char *fmt, ...) {
                 free(m->last_error);
                 m->last_error = s;
         }
-}
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 /* ---- retries ---------------------------------------------------------------------------- */
@@ -423,7 +412,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
                 .base_config = manager_read_base_config(m, &base),
                 .token_file_error = stat(c->k0s_token_file, &token_st) < 0 ? -errno : 0,
                 .last_address = k0s_role_is_controller(c->role) ? m->last_address : NULL,
-                .now_realtime_usec = now_realtime_usec(),
+                .now_realtime_usec = now_usec(CLOCK_REALTIME),
                 .clock = clock_watch_get_fact(m->clock),
         };
 
@@ -440,7 +429,7 @@ static int on_reconcile(sd_event_source *s, void *userdata) {
         }
 
         manager_log_transitions(m, p);
-        metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now_monotonic_usec());
+        metrics_tracker_gate(&m->metrics_tracker, p->gate_open, now_usec(CLOCK_MONOTONIC));
 
         bool k0s_yaml_ok = true;
         bool files_ok = files_apply(m->files, c, p, &k0s_yaml_ok) == 0;
@@ -670,6 +659,7 @@ static void manager_apply_config(Manager *m, const AgentConfig *old) {
         health_configure(m->health, c->k0s_status_socket, c->health_interval_usec,
                          c->health_timeout_usec);
         manager_reload_metrics(m, old);
+        manager_reload_clock(m, old);
 
         SupervisorTiming t;
         supervisor_timing_from_config(c, &t);
@@ -783,6 +773,22 @@ static int manager_start_clock_and_metrics(Manager *m) {
         return 0;
 }
 
+/* clock.wait_sync or clock.timeout changed on reload: a new watch decides again (a running k0s
+ * is never held for the clock, reconcile holds only a first start). */
+static void manager_reload_clock(Manager *m, const AgentConfig *old) {
+        const AgentConfig *c = m->config;
+        if (old == c || !m->clock ||
+            (old->clock_wait_sync == c->clock_wait_sync &&
+             old->clock_timeout_usec == c->clock_timeout_usec))
+                return;
+        m->clock = clock_watch_free(m->clock);
+        int r = clock_watch_new(c, on_clock, m, &m->clock);
+        if (r >= 0)
+                r = clock_watch_attach(m->clock, m->event);
+        if (r < 0)
+                log_error_errno(r, "Failed to watch the clock, not waiting for it: %m");
+}
+
 /* metrics.textfile changed on reload: a new writer; the counters carry on. */
 static void manager_reload_metrics(Manager *m, const AgentConfig *old) {
         const char *path = m->config->metrics_textfile;
@@ -810,7 +816,7 @@ static void manager_metrics_k0s(Manager *m) {
         metrics_tracker_k0s(&m->metrics_tracker, supervisor_get_pid(s),
                             supervisor_get_started_usec(s), supervisor_is_adopted(s),
                             supervisor_get_state(s) == SUPERVISOR_STOPPING,
-                            supervisor_get_last_exit(s), now_monotonic_usec());
+                            supervisor_get_last_exit(s), now_usec(CLOCK_MONOTONIC));
 }
 
 /* The gauges from the current state, the counters from the tracker; written if anything
@@ -830,7 +836,7 @@ static void manager_metrics_update(Manager *m, const Plan *p) {
         s.backend_state = t ? t->backend_state : _BACKEND_STATE_INVALID;
         s.self_online = t && t->self_online;
         s.localapi_reconnects = m->tailnet ? tailnet_get_reconnects(m->tailnet) : 0;
-        metrics_count_endpoints(m->config, t, now_realtime_usec(), &s);
+        metrics_count_endpoints(m->config, t, now_usec(CLOCK_REALTIME), &s);
         s.clock = clock_watch_get_fact(m->clock);
         s.clock_synced = clock_watch_is_synced(m->clock);
         s.clock_steps = clock_watch_get_jumps(m->clock);

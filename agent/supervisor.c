@@ -127,13 +127,6 @@ static int k0s_spec_copy(const K0sSpec *from, K0sSpec *ret) {
         return 0;
 }
 
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        (void) clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 static int pidfd_send_signal_syscall(int pidfd, int sig) {
         return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }

@@ -7,6 +7,7 @@ not started until timesyncd's `synchronized` file appears in K0S_TSAGENT_TEST_CL
 One scenario per run: `test_clock_netns.py NAME`. Exit 0 pass, 1 fail, 77 skip."""
 
 import os
+import signal
 import sys
 import time
 
@@ -67,7 +68,20 @@ def t_timeout(env):
     check("not synchronized" in agent.log_text(), "no warning in the log")
 
 
-SCENARIOS = {"clock-hold": t_hold, "clock-timeout": t_timeout}
+def t_reload(env):
+    """`clock.wait_sync: false` put in force by a reload releases a held first start."""
+    agent = start(env, "60s")
+    held(env, agent, 1.0)
+    env.config(clock={"wait_sync": False})
+    t = time.time()
+    agent.signal(signal.SIGHUP)
+    check(env.k0s.wait_starts(1, 5), "k0s not started within 5 s of the reload")
+    print("reload (wait_sync false) -> k0s start: %.3f s" % (env.k0s.starts()[0]["time"] - t))
+    st = agent.wait_status(lambda s: s.get("clock") == "not-needed", 5)
+    check(st, "status.json clock: %s" % (agent.status() or {}).get("clock"))
+
+
+SCENARIOS = {"clock-hold": t_hold, "clock-timeout": t_timeout, "clock-reload": t_reload}
 
 
 def main():
