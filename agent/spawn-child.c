@@ -2,8 +2,9 @@
 /*
  * The clean child: clone(CLONE_VM|CLONE_VFORK) as glibc's posix_spawn does (no page-table copy,
  * no copy-on-write faults: a plain fork() of the agent cost ~3 ms of reaction time), reset what
- * the agent set up (signals, descriptors, environment), write the pidfile from the child, exec. Used by the supervisor (k0s) and the version probe. When to
- * start or stop a child, and watching it, is not here.
+ * the agent set up (signals, descriptors, environment), write the pidfile from the child, exec.
+ * Used by the supervisor (k0s), the version probe and `render`. When to start or stop a child,
+ * and watching it, is not here.
  */
 
 #include <errno.h>
