@@ -37,32 +37,6 @@ void imported_unit_done(ImportedUnit *u) {
         *u = (ImportedUnit){};
 }
 
-static int note(ImportedUnit *u, const char *fmt, ...) _printf_(2, 3);
-static int note(ImportedUnit *u, const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        if (!s)
-                return -ENOMEM;
-        int r = strv_push(&u->notes, s);
-        if (r < 0)
-                free(s);
-        return r;
-}
-
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static void utf8_put(StrBuf *b, uint32_t c, int *r) {
         char o[4];
         size_t n;
@@ -91,7 +65,7 @@ static int64_t unescape_one(const char **p) {
                         return (unsigned char) simple[i + 1];
                 }
         if (*s == 'x') {
-                int a = hexval(s[1]), b = a < 0 ? -1 : hexval(s[2]);
+                int a = unhexchar(s[1]), b = a < 0 ? -1 : unhexchar(s[2]);
                 if (b < 0 || (a == 0 && b == 0))
                         return -1;
                 *p = s + 3;
@@ -101,7 +75,7 @@ static int64_t unescape_one(const char **p) {
                 int n = *s == 'u' ? 4 : 8;
                 uint32_t c = 0;
                 for (int i = 1; i <= n; i++) {
-                        int h = hexval(s[i]);
+                        int h = unhexchar(s[i]);
                         if (h < 0)
                                 return -1;
                         c = c * 16 + (uint32_t) h;
@@ -205,13 +179,13 @@ static bool env_name_ok(const char *s, size_t n) {
 static int env_set(ImportedUnit *u, const char *a, const char *where) {
         const char *eq = strchr(a, '=');
         if (!eq || !env_name_ok(a, (size_t) (eq - a)))
-                return note(u, "%s: '%s' is not NAME=value, left out", where, a);
+                return strv_extendf(&u->notes, "%s: '%s' is not NAME=value, left out", where, a);
         size_t n = (size_t) (eq - a) + 1;
         if (strncmp(a, "K0S_TOKEN=", 10) == 0)
-                return note(u,
-                            "%s: K0S_TOKEN is not carried: put the token in the token_file "
-                            "instead (k0s.env must not hold it)",
-                            where);
+                return strv_extendf(&u->notes,
+                                    "%s: K0S_TOKEN is not carried: put the token in the token_file "
+                                    "instead (k0s.env must not hold it)",
+                                    where);
         for (size_t i = 0; u->env && u->env[i]; i++)
                 if (strncmp(u->env[i], a, n) == 0) {
                         char *c = strdup(a);
@@ -256,8 +230,9 @@ static int parse_environment(ImportedUnit *u, const char *value, const char *whe
                 return r;
         for (size_t i = 0; words[i]; i++) {
                 if (unspecify(words[i]) < 0) {
-                        r = note(u, "%s: '%s' uses a systemd %%-specifier, left out", where,
-                                 words[i]);
+                        r = strv_extendf(&u->notes,
+                                         "%s: '%s' uses a systemd %%-specifier, left out", where,
+                                         words[i]);
                         if (r < 0)
                                 return r;
                         continue;
@@ -277,7 +252,7 @@ static int env_file_line(ImportedUnit *u, char *line, const char *where) {
                 return 0;
         char *eq = strchr(k, '=');
         if (!eq)
-                return note(u, "%s: '%s' is not KEY=VALUE, left out", where, k);
+                return strv_extendf(&u->notes, "%s: '%s' is not KEY=VALUE, left out", where, k);
         char *v = eq + 1, *end = v + strlen(v);
         while (end > v && strchr(" \t\r", end[-1]))
                 *--end = 0;
@@ -290,9 +265,11 @@ static int env_file_line(ImportedUnit *u, char *line, const char *where) {
                 v[n - 1] = 0;
                 v++;
                 if (v[-1] == '"' && strchr(v, '\\'))
-                        return note(u, "%s: %s has backslash escapes, left out", where, k);
+                        return strv_extendf(&u->notes, "%s: %s has backslash escapes, left out",
+                                            where, k);
         } else if (strpbrk(v, "\"'\\$`"))
-                return note(u, "%s: %s's value needs a shell to read, left out", where, k);
+                return strv_extendf(&u->notes, "%s: %s's value needs a shell to read, left out",
+                                    where, k);
         _cleanup_free_ char *a = strdup_printf("%s=%s", k, v);
         return a ? env_set(u, a, where) : -ENOMEM;
 }
@@ -305,7 +282,8 @@ static int parse_environment_file(ImportedUnit *u, const char *value, const char
         size_t len;
 
         if (path[0] != '/')
-                return note(u, "%s: EnvironmentFile=%s is not absolute, left out", where, value);
+                return strv_extendf(&u->notes, "%s: EnvironmentFile=%s is not absolute, left out",
+                                    where, value);
         full = path_join_root(root, path);
         if (!full)
                 return -ENOMEM;
@@ -313,10 +291,10 @@ static int parse_environment_file(ImportedUnit *u, const char *value, const char
         if (r == -ENOENT && optional)
                 return 0;
         if (r < 0)
-                return note(u,
-                            "%s: EnvironmentFile=%s cannot be read (%s): its variables are "
-                            "not carried",
-                            where, path, strerror(-r));
+                return strv_extendf(&u->notes,
+                                    "%s: EnvironmentFile=%s cannot be read (%s): its variables are "
+                                    "not carried",
+                                    where, path, strerror(-r));
         _cleanup_free_ char *w = strdup_printf("%s (from %s)", path, where);
         if (!w)
                 return -ENOMEM;
@@ -503,10 +481,11 @@ static int interpret_argv(ImportedUnit *u, char **w, char **ret_error) {
                 if (r > 0)
                         continue;
                 if (w[i][0] != '-') {
-                        r = note(u,
-                                 "ExecStart=: the argument '%.12s...' looks like a join token: "
-                                 "not carried, put it in the token_file",
-                                 w[i]);
+                        r = strv_extendf(
+                                &u->notes,
+                                "ExecStart=: the argument '%.12s...' looks like a join token: "
+                                "not carried, put it in the token_file",
+                                w[i]);
                         if (r < 0)
                                 return r;
                         continue;
@@ -525,9 +504,10 @@ static int interpret_argv(ImportedUnit *u, char **w, char **ret_error) {
                 }
         }
         if (!controller && (worker || single))
-                return note(u,
-                            "ExecStart=: --enable-worker/--single on a worker mean nothing, "
-                            "left out");
+                return strv_extendf(
+                        &u->notes,
+                        "ExecStart=: --enable-worker/--single on a worker mean nothing, "
+                        "left out");
         u->role = !controller ? K0S_ROLE_WORKER
                 : single      ? K0S_ROLE_SINGLE
                 : worker      ? K0S_ROLE_CONTROLLER_WORKER

@@ -77,22 +77,6 @@ static int plan_wait(Plan *p, char *waiting_for, char *error) {
         return 0;
 }
 
-_printf_(2, 3) static int plan_note(char ***l, const char *fmt, ...) {
-        char *s = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        r = strv_push(l, s);
-        if (r < 0)
-                free(s);
-        return r;
-}
-
 char *reconcile_spec_hash(char *const *argv, char *const *env, const char *k0s_yaml) {
         uint64_t h = UINT64_C(0xcbf29ce484222325);
         const char *parts[3][2] = { { "argv", NULL }, { "env", NULL }, { "yaml", k0s_yaml } };
@@ -183,10 +167,11 @@ static int kubelet_flag(const K0sArgvFacts *a, char **user, char ***warnings, ch
         for (char **i = user; i && *i; i++)
                 user_freq = user_freq || arg_is_flag(*i, "--node-status-update-frequency");
         if (a->node_status_update_sec > 0 && user_freq &&
-            plan_note(warnings,
-                      "k0s.args: --node-status-update-frequency in --kubelet-extra-args wins over "
-                      "failover.target's %us",
-                      a->node_status_update_sec) < 0)
+            strv_extendf(
+                    warnings,
+                    "k0s.args: --node-status-update-frequency in --kubelet-extra-args wins over "
+                    "failover.target's %us",
+                    a->node_status_update_sec) < 0)
                 return -ENOMEM;
         if (a->node_status_update_sec > 0 && !user_freq) {
                 _cleanup_free_ char *f = strdup_printf("--node-status-update-frequency=%us",
@@ -337,12 +322,12 @@ static int resolve_peers(const Registry *r, const TailnetStatus *t, uint64_t now
                         continue;
                 if (!tailnet_status_resolve_peer(t, e->peer, now, &ipv4, &reachable[i])) {
                         const TailnetPeer *peer = tailnet_status_find_peer(t, e->peer);
-                        if (plan_note(warnings,
-                                      "registry %s: tailnet peer '%s' is %s; endpoint left out",
-                                      r->name, e->peer,
-                                      !t             ? "unknown (no answer from tailscaled yet)"
-                                              : peer ? "known but has no tailnet IPv4"
-                                                     : "unknown to tailscaled") < 0)
+                        if (strv_extendf(warnings,
+                                         "registry %s: tailnet peer '%s' is %s; endpoint left out",
+                                         r->name, e->peer,
+                                         !t             ? "unknown (no answer from tailscaled yet)"
+                                                 : peer ? "known but has no tailnet IPv4"
+                                                        : "unknown to tailscaled") < 0)
                                 return -ENOMEM;
                         continue;
                 }
@@ -439,10 +424,11 @@ static int render_registries(const AgentConfig *cfg, const NodeFacts *f, const K
                         /* Peers are unknown only until tailscaled tells (after a power cut, or
                          * before the first /status with peers), and tailnet IPs are stable: the
                          * last hosts.toml is the best guess, so it stays. */
-                        if (plan_note(&p->warnings,
-                                      "registry %s: no endpoint could be resolved; %s is left as "
-                                      "it was",
-                                      reg->name, path) < 0)
+                        if (strv_extendf(
+                                    &p->warnings,
+                                    "registry %s: no endpoint could be resolved; %s is left as "
+                                    "it was",
+                                    reg->name, path) < 0)
                                 return -ENOMEM;
                         continue;
                 }
@@ -576,11 +562,12 @@ static int check_token(const AgentConfig *cfg, const NodeFacts *f, Plan *p, bool
                                                cfg->k0s_token_file, strerror(-e)));
         /* cmd/controller/controller.go: a controller with no etcd data and no token bootstraps
          * a new cluster with its own CA; once joined it never reads the token again. */
-        return plan_note(&p->notices,
-                         "%s: %s: this controller starts without --token-file, so on first start "
-                         "it bootstraps a new cluster (controllers 2..n need a controller join "
-                         "token there)",
-                         cfg->k0s_token_file, strerror(-e));
+        return strv_extendf(
+                &p->notices,
+                "%s: %s: this controller starts without --token-file, so on first start "
+                "it bootstraps a new cluster (controllers 2..n need a controller join "
+                "token there)",
+                cfg->k0s_token_file, strerror(-e));
 }
 
 static int check_version(const AgentConfig *cfg, const NodeFacts *f, Plan *p) {
@@ -593,12 +580,12 @@ static int check_version(const AgentConfig *cfg, const NodeFacts *f, Plan *p) {
          * controller's runtime config (pkg/config/cli.go GetCmdOpts), which names our file;
          * before, always --config, default /etc/k0s/k0s.yaml. */
         if (k0s_role_is_controller(cfg->role) && !k0s_version_at_least(v, 1, 28, 2))
-                return plan_note(&p->warnings,
-                                 "k0s %s is older than 1.28.2: `k0s token create` and `k0s "
-                                 "kubeconfig admin` read /etc/k0s/k0s.yaml, not %s, so tokens "
-                                 "and kubeconfigs carry the LAN address; run them with "
-                                 "--config %s, or upgrade k0s",
-                                 v->text, cfg->k0s_config, cfg->k0s_config);
+                return strv_extendf(&p->warnings,
+                                    "k0s %s is older than 1.28.2: `k0s token create` and `k0s "
+                                    "kubeconfig admin` read /etc/k0s/k0s.yaml, not %s, so tokens "
+                                    "and kubeconfigs carry the LAN address; run them with "
+                                    "--config %s, or upgrade k0s",
+                                    v->text, cfg->k0s_config, cfg->k0s_config);
         return 0;
 }
 
@@ -610,10 +597,10 @@ static int check_clock(const NodeFacts *f, Plan *p) {
                         return 0;
                 return plan_wait(p, strdup("the clock to be synchronized (clock.wait_sync)"), NULL);
         case CLOCK_FACT_TIMED_OUT:
-                return plan_note(&p->warnings,
-                                 "the clock is not synchronized and clock.timeout passed: k0s "
-                                 "starts anyway (TLS, etcd leases and certificates may fail "
-                                 "until it is)");
+                return strv_extendf(&p->warnings,
+                                    "the clock is not synchronized and clock.timeout passed: k0s "
+                                    "starts anyway (TLS, etcd leases and certificates may fail "
+                                    "until it is)");
         case CLOCK_FACT_SYNCED:
         case CLOCK_FACT_NOT_NEEDED:
         case _CLOCK_FACT_MAX:
@@ -632,17 +619,18 @@ static int failover_profile(const AgentConfig *cfg, Plan *p, FailoverProfile *fp
         if (cfg->failover_target_usec == 0)
                 return 0;
         if (failover_profile_compute(cfg->failover_target_usec, fp) < 0)
-                return plan_note(&p->warnings,
-                                 "failover.target is under 20s, which no healthy node survives "
-                                 "without flapping; the failover profile is off");
+                return strv_extendf(&p->warnings,
+                                    "failover.target is under 20s, which no healthy node survives "
+                                    "without flapping; the failover profile is off");
         *ret_on = true;
         sum = (uint64_t) fp->grace_sec + fp->monitor_period_sec + fp->toleration_sec;
         if (sum > t)
-                return plan_note(&p->warnings,
-                                 "failover.target %" PRIu64 "s is faster than a node on a lossy "
-                                 "link survives; using the fastest safe profile: %" PRIu64
-                                 " s (grace %us + monitor period %us + toleration %us)",
-                                 t, sum, fp->grace_sec, fp->monitor_period_sec, fp->toleration_sec);
+                return strv_extendf(&p->warnings,
+                                    "failover.target %" PRIu64 "s is faster than a node on a lossy "
+                                    "link survives; using the fastest safe profile: %" PRIu64
+                                    " s (grace %us + monitor period %us + toleration %us)",
+                                    t, sum, fp->grace_sec, fp->monitor_period_sec,
+                                    fp->toleration_sec);
         return 0;
 }
 

@@ -83,16 +83,6 @@ bool json_get_bool(const cJSON *obj, const char *key) {
         return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, key));
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* UTF-8 of a code point (no surrogates: those became '?'); returns the length. */
 static size_t utf8_encode(uint32_t cp, char *out) {
         if (cp < 0x80) {
@@ -138,7 +128,7 @@ char *json_unescape(const char *p, size_t n, size_t max_len) {
                                 break;
                         }
                         for (size_t k = 1; k <= 4; k++) {
-                                int h = hex_value(p[i + k]);
+                                int h = unhexchar(p[i + k]);
                                 cp = h < 0 ? 0xfffe0000u : (cp << 4) | (uint32_t) h;
                         }
                         i += 4;

@@ -87,23 +87,6 @@ _printf_(3, 4) static int fail_file(Renderer *r, int error, const char *fmt, ...
 
 #define fail_mark(r, mark, ...) fail_at((r), (mark).line + 1, (mark).column + 1, __VA_ARGS__)
 
-/* Appends one warning line; -ENOMEM if that fails. */
-_printf_(2, 3) static int add_warning(Renderer *r, const char *fmt, ...) {
-        char *w = NULL;
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&w, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return -ENOMEM;
-        k = strv_push(&r->warnings, w);
-        if (k < 0)
-                free(w);
-        return k;
-}
-
 static yaml_node_t *node_get(Renderer *r, int id) {
         return yaml_document_get_node(&r->doc, id);
 }
@@ -734,8 +717,8 @@ static int pin_network(Renderer *r, int spec, const AgentConfig *cfg) {
          * CNI of an installed cluster (pkg/component/controller/calico.go), so writing calico
          * would change nothing on an existing cluster and surprise a new one. */
         if (!provider || scalar_is(provider, "kuberouter"))
-                return add_warning(
-                        r,
+                return strv_extendf(
+                        &r->warnings,
                         "%s: spec.network.provider is %s, and kube-router cannot be pinned to an "
                         "interface (it follows the node IP, --node-ip, which the agent pins to "
                         "%s); to pin the CNI to %s set spec.network.provider: calico in %s before "
@@ -744,14 +727,14 @@ static int pin_network(Renderer *r, int spec, const AgentConfig *cfg) {
                         r->path, provider ? "kuberouter" : "not set (k0s's default: kuberouter)",
                         cfg->interface, cfg->interface, r->path);
         if (scalar_is(provider, "custom"))
-                return add_warning(r,
-                                   "%s: spec.network.provider is custom; the agent cannot pin a "
-                                   "custom CNI to %s, configure its interface yourself",
-                                   r->path, cfg->interface);
-        return add_warning(r,
-                           "%s: spec.network.provider is not calico, kuberouter or custom; left "
-                           "alone, and k0s will refuse it",
-                           r->path);
+                return strv_extendf(&r->warnings,
+                                    "%s: spec.network.provider is custom; the agent cannot pin a "
+                                    "custom CNI to %s, configure its interface yourself",
+                                    r->path, cfg->interface);
+        return strv_extendf(&r->warnings,
+                            "%s: spec.network.provider is not calico, kuberouter or custom; left "
+                            "alone, and k0s will refuse it",
+                            r->path);
 }
 
 /* True when one of k0s.args sets `flag` inside --kube-controller-manager-extra-args, which k0s
@@ -793,10 +776,10 @@ static int set_extra_arg(Renderer *r, int parent, const char *section, const cha
                 user_set = k >= 0;
         }
         if (user_set)
-                return add_warning(r,
-                                   "%s: %s.%s is set by the user and wins over failover.target "
-                                   "(which asks for %s); the target may not be met",
-                                   r->path, where_args, key, buf);
+                return strv_extendf(&r->warnings,
+                                    "%s: %s.%s is set by the user and wins over failover.target "
+                                    "(which asks for %s); the target may not be met",
+                                    r->path, where_args, key, buf);
         return mapping_set_string(r, extra, key, where_args, buf, true);
 }
 

@@ -235,3 +235,29 @@ char *str_sanitize(const char *s, size_t max_len) {
         *o = '\0';
         return out;
 }
+
+int strv_extendf(char ***l, const char *fmt, ...) {
+        char *s = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        r = strv_push(l, s);
+        if (r < 0)
+                free(s);
+        return r;
+}
+
+int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -EINVAL;
+}

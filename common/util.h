@@ -28,6 +28,12 @@ bool strv_contains(char *const *l, const char *s);
 /* Join with separator; NULL on OOM. */
 char *strv_join(char *const *l, const char *sep);
 
+/* Appends a formatted string; -ENOMEM (the vector is unchanged). */
+int strv_extendf(char ***l, const char *fmt, ...) _printf_(2, 3);
+
+/* The value of a hex digit, or -EINVAL. */
+int unhexchar(char c);
+
 /* asprintf that returns NULL on failure instead of leaving the pointer undefined. */
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 
