@@ -7,6 +7,7 @@ that ask with NotifyPeerChanges), as v1.98 (PeerChanges deltas with the bit, ful
 without) and as v1.96 (a full NetMap to every watcher on every change), each with and without an
 endpoint that needs peers. Prints the agent's CPU (% of one core) and peak RSS (VmHWM) per case.
 Targets: current without peers < 0.5 %, with peers < 3 %, old daemons < 5 %, RSS < 64 MiB.
+The "peers yes" cases configure a `peer:` endpoint (the only thing that makes the agent ask).
 Needs root, ip netns, /dev/net/tun. Environment as for the netns tests: AGENT, FAKE_K0S,
 FAKE_TAILSCALED, PYTHONPATH=tests/fakes."""
 
@@ -48,12 +49,13 @@ def run_case(env, n, label, version, need_peers, seconds, interval):
     shutil.rmtree(env.path("ts"), ignore_errors=True)
     fake = env.start_fake(state="Running", extra=["--daemon-version", version,
                                                   "--peers", str(n)])
-    # An endpoint on a peer's 100.x address makes the agent ask for peers (a peer: endpoint
-    # once the config parses those).
-    url = "http://100.80.0.8:5000" if need_peers else "http://192.0.2.10:5000"
+    # A peer: endpoint makes the agent ask for peers (peer deltas on the bus, /status with
+    # peers); url endpoints alone never do.
+    first = ({"peer": "peer8", "port": 5000, "scheme": "http"} if need_peers
+             else {"url": "http://192.0.2.10:5000"})
     conf = env.config("bench-big.yaml", state_dir=env.path("state-big"),
                       registries=[{"name": "registry.tailnet.test:5000",
-                                   "endpoints": [{"url": url}, {"url": "http://192.0.2.11"}]}])
+                                   "endpoints": [first, {"url": "http://192.0.2.11"}]}])
     agent = env.start_agent(conf)
     netns.wait_until(lambda: (agent.status() or {}).get("tailnet", {}).get("connected"), 10)
     time.sleep(2.0)  # the initial /status (with 5,000 peers) is not what is measured
