@@ -703,22 +703,7 @@ class FakeTailscaled:
                 conn, _ = ctl.accept()
             except socket.timeout:
                 continue
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                try:
-                    while not data.endswith(b"\n"):
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    try:
-                        reply = self.command(json.loads(data))
-                    except Exception as e:  # noqa: BLE001 -- report any bad command back
-                        reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-                    conn.sendall((json.dumps(reply) + "\n").encode())
-                except OSError:
-                    pass
+            answer_control(conn, self.command)
         self.shutdown()
 
 
@@ -750,6 +735,28 @@ def main(argv=None):
     if opts.peers:
         fake.command({"cmd": "gen-peers", "count": opts.peers})
     fake.run()
+
+
+def answer_control(conn, command):
+    """One request on a control socket: a JSON line in, command(request)'s JSON line out (an
+    exception goes back as {"ok": false, "error": ...}). Closes conn. Shared with the lab's
+    LocalAPI stand-in (tests/lab/tailscaled.py)."""
+    with conn:
+        conn.settimeout(5)
+        data = b""
+        try:
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            try:
+                reply = command(json.loads(data))
+            except Exception as e:  # noqa: BLE001 -- report any bad command back
+                reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+            conn.sendall((json.dumps(reply) + "\n").encode())
+        except OSError:
+            pass
 
 
 class Control:

@@ -54,6 +54,9 @@ import threading
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
+import tsfake  # noqa: E402 -- the control-socket protocol is the fake tailscaled's
+
 VERSION = "1.102.3-tlab-gwireguardgo"
 HOST = "local-tailscaled.sock"
 STATES = ["NoState", "InUseOtherUser", "NeedsLogin", "NeedsMachineAuth", "Stopped",
@@ -404,22 +407,7 @@ class Tailscaled:
         s.listen(8)
         while True:
             conn, _ = s.accept()
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                try:
-                    while not data.endswith(b"\n"):
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    try:
-                        reply = self.command(json.loads(data))
-                    except Exception as e:  # noqa: BLE001 -- any bad command goes back
-                        reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-                    conn.sendall((json.dumps(reply) + "\n").encode())
-                except OSError:
-                    pass
+            tsfake.answer_control(conn, self.command)
 
     def shutdown(self, *_):
         self.event("stop")
